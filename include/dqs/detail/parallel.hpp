@@ -1,0 +1,85 @@
+// OpenMP helpers: a scoped thread count and exception transport out of parallel loops. Without
+// OpenMP everything runs on the calling thread.
+#pragma once
+
+#include "dqs/types.hpp"
+
+#include <exception>
+#include <mutex>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace dqs::detail {
+
+// Sets the OpenMP thread count of parallel regions started by this thread, restoring it on exit.
+// threads == 0 keeps the current setting.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads) {
+#ifdef _OPENMP
+    previous_ = omp_get_max_threads();
+    if (threads > 0) omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+  }
+  ~ThreadScope() {
+#ifdef _OPENMP
+    omp_set_num_threads(previous_);
+#endif
+  }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int previous_ = 1;
+};
+
+// Keeps the exception of the lowest failing index, so the error reported does not depend on
+// thread timing.
+class FirstError {
+ public:
+  void capture(Index index) {
+    std::lock_guard lock(mutex_);
+    if (!error_ || index < index_) {
+      error_ = std::current_exception();
+      index_ = index;
+    }
+  }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::exception_ptr error_;
+  Index index_ = 0;
+};
+
+// Runs body(workspace, j) for j in [0, n), columns spread over the OpenMP team in static chunks;
+// each thread gets its own default-constructed Workspace. Rethrows the first (lowest-j) exception.
+template <class Workspace, class Body>
+void parallel_columns(Index n, Body&& body) {
+  FirstError error;
+#ifdef _OPENMP
+#pragma omp parallel if (n > 1)
+#endif
+  {
+    Workspace workspace;
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (Index j = 0; j < n; ++j) {
+      try {
+        body(workspace, j);
+      } catch (...) {
+        error.capture(j);
+      }
+    }
+  }
+  error.rethrow();
+}
+
+}  // namespace dqs::detail
