@@ -1,0 +1,184 @@
+// Tests for dqs::random: Philox streams give standard normals (moments, Kolmogorov–Smirnov, no
+// correlation between purposes, samples or the two Box–Muller halves), uniforms strictly inside
+// (0, 1), and are keyed exactly by (seed, sample, step, purpose, draw).
+#include "dqs/random/philox.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+using dqs::Index;
+using dqs::random::Purpose;
+using dqs::random::Stream;
+using dqs::random::StreamKey;
+
+template <class S>
+using Column = Eigen::Matrix<S, Eigen::Dynamic, 1>;
+
+template <class S>
+Column<S> normals(std::uint64_t seed, std::uint64_t sample, std::uint32_t step, Purpose purpose, std::uint32_t draw,
+                  Index n) {
+  Column<S> out(n);
+  Stream(seed, sample, step, purpose, draw).normal<S>(out);
+  return out;
+}
+
+template <class S>
+Column<S> uniforms(std::uint64_t seed, std::uint64_t sample, std::uint32_t step, Purpose purpose, std::uint32_t draw,
+                   Index n) {
+  Column<S> out(n);
+  Stream(seed, sample, step, purpose, draw).uniform<S>(out);
+  return out;
+}
+
+template <class S>
+bool same_bytes(const Column<S>& a, const Column<S>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(S) * static_cast<std::size_t>(a.size())) == 0;
+}
+
+// Sample correlation of two equally long sequences.
+template <class A, class B>
+double correlation(const A& a, const B& b) {
+  const Eigen::ArrayXd x = a.template cast<double>().array(), y = b.template cast<double>().array();
+  const Eigen::ArrayXd xc = x - x.mean(), yc = y - y.mean();
+  return (xc * yc).sum() / std::sqrt((xc * xc).sum() * (yc * yc).sum());
+}
+
+// Kolmogorov–Smirnov distance between the empirical law of `values` and the standard normal.
+double ks_distance_to_normal(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const double n = static_cast<double>(values.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double cdf = 0.5 * std::erfc(-values[i] / std::sqrt(2.0));
+    worst = std::max({worst, cdf - static_cast<double>(i) / n, static_cast<double>(i + 1) / n - cdf});
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Stream normals have mean 0, variance 1 and a normal law", "[random]", float, double) {
+  using S = TestType;
+  // 2·10^5 normals drawn as 40 columns of 5000 (each column one sample's stream).
+  constexpr Index kPerColumn = 5000, kColumns = 40;
+  dqs::Matrix<S> batch(kPerColumn, kColumns);
+  dqs::random::fill_normal<S>(StreamKey{2024, 0, 3, Purpose::diffusion, 0}, batch);
+  const double n = static_cast<double>(batch.size());
+  const Eigen::ArrayXd all = batch.reshaped().template cast<double>().array();
+  const double mean = all.mean();
+  const double variance = (all - mean).square().sum() / (n - 1);
+  // For n iid N(0,1): sd(mean) = 1/√n ≈ 0.0022, sd(sample variance) = √(2/(n−1)) ≈ 0.0032, and the
+  // fourth moment E z⁴ = 3 has sd(mean of z⁴) = √(96/n) ≈ 0.022 (Var z⁴ = 105 − 9). Tolerances: 5 sd.
+  CHECK(std::abs(mean) < 5 / std::sqrt(n));
+  CHECK(std::abs(variance - 1) < 5 * std::sqrt(2 / (n - 1)));
+  CHECK(std::abs(all.pow(4).mean() - 3) < 5 * std::sqrt(96 / n));
+  // KS: P(√n·D > 1.95) ≈ 0.001 for the true law, so D < 1.95/√n.
+  std::vector<double> values(all.data(), all.data() + all.size());
+  CHECK(ks_distance_to_normal(values) < 1.95 / std::sqrt(n));
+}
+
+TEMPLATE_TEST_CASE("Stream normals are uncorrelated across purposes, samples, steps and Box-Muller halves", "[random]",
+                   float, double) {
+  using S = TestType;
+  constexpr Index n = 100000;
+  // The sample correlation of two independent sequences of length n has sd 1/√n ≈ 0.0032; 5 sd.
+  const double tolerance = 5 / std::sqrt(static_cast<double>(n));
+  const Column<S> base = normals<S>(11, 4, 2, Purpose::score, 0, n);
+  CHECK(std::abs(correlation(base, normals<S>(11, 4, 2, Purpose::diffusion, 0, n))) < tolerance);
+  CHECK(std::abs(correlation(base, normals<S>(11, 4, 2, Purpose::prior, 0, n))) < tolerance);
+  CHECK(std::abs(correlation(base, normals<S>(11, 4, 2, Purpose::score, 1, n))) < tolerance);
+  CHECK(std::abs(correlation(base, normals<S>(11, 5, 2, Purpose::score, 0, n))) < tolerance);
+  CHECK(std::abs(correlation(base, normals<S>(11, 4, 3, Purpose::score, 0, n))) < tolerance);
+  CHECK(std::abs(correlation(base, normals<S>(12, 4, 2, Purpose::score, 0, n))) < tolerance);
+  // Within one stream: the cosine half (first n/2) against the sine half of the same uniform pairs,
+  // and neighbours (lag 1).
+  CHECK(std::abs(correlation(base.head(n / 2), base.tail(n / 2))) < 5 / std::sqrt(n / 2.0));
+  CHECK(std::abs(correlation(base.head(n - 1), base.tail(n - 1))) < 5 / std::sqrt(n - 1.0));
+  // Squares too: the cosine and sine halves share their radius, which must not make z₁² and z₂²
+  // correlated (for Box–Muller they are independent). sd of the correlation is again 1/√(n/2).
+  const Eigen::ArrayXd squares = base.template cast<double>().array().square();
+  CHECK(std::abs(correlation(squares.head(n / 2).matrix(), squares.tail(n / 2).matrix())) < 5 / std::sqrt(n / 2.0));
+}
+
+TEMPLATE_TEST_CASE("Stream uniforms lie in (0, 1) and are uniform", "[random]", float, double) {
+  using S = TestType;
+  constexpr Index n = 200000;
+  const Column<S> u = uniforms<S>(99, 17, 1, Purpose::accept, 0, n);
+  CHECK(u.minCoeff() > S(0));
+  CHECK(u.maxCoeff() < S(1));
+  // Mean 1/2 with sd √(1/12 n) ≈ 6.5e-4; 5 sd. KS against U(0,1) as above.
+  const Eigen::ArrayXd x = u.template cast<double>().array();
+  CHECK(std::abs(x.mean() - 0.5) < 5 * std::sqrt(1.0 / (12.0 * n)));
+  std::vector<double> sorted(x.data(), x.data() + x.size());
+  std::sort(sorted.begin(), sorted.end());
+  double worst = 0;
+  for (std::size_t i = 0; i < sorted.size(); ++i)
+    worst = std::max({worst, sorted[i] - static_cast<double>(i) / n, static_cast<double>(i + 1) / n - sorted[i]});
+  CHECK(worst < 1.95 / std::sqrt(static_cast<double>(n)));
+}
+
+TEMPLATE_TEST_CASE("Same key gives the same numbers, any key field changes them", "[random]", float, double) {
+  using S = TestType;
+  constexpr Index n = 37;  // odd: exercises the unpaired last Box–Muller output
+  const Column<S> base = normals<S>(5, 9, 4, Purpose::score, 2, n);
+  CHECK(same_bytes(base, normals<S>(5, 9, 4, Purpose::score, 2, n)));
+  // Each field, including the high halves of the 64-bit seed and sample, selects different numbers.
+  CHECK_FALSE(same_bytes(base, normals<S>(6, 9, 4, Purpose::score, 2, n)));
+  CHECK_FALSE(same_bytes(base, normals<S>(5 + (std::uint64_t{1} << 32), 9, 4, Purpose::score, 2, n)));
+  CHECK_FALSE(same_bytes(base, normals<S>(5, 10, 4, Purpose::score, 2, n)));
+  CHECK_FALSE(same_bytes(base, normals<S>(5, 9 + (std::uint64_t{1} << 32), 4, Purpose::score, 2, n)));
+  CHECK_FALSE(same_bytes(base, normals<S>(5, 9, 5, Purpose::score, 2, n)));
+  CHECK_FALSE(same_bytes(base, normals<S>(5, 9, 4, Purpose::diffusion, 2, n)));
+  CHECK_FALSE(same_bytes(base, normals<S>(5, 9, 4, Purpose::score, 3, n)));
+  // A draw offset the library itself uses (MonteCarloScore::log_density adds 0x8000).
+  CHECK_FALSE(same_bytes(base, normals<S>(5, 9, 4, Purpose::score, 2 + 0x8000u, n)));
+  // No two of these 8 purposes × 4 draws × 3 steps share even their first number.
+  std::vector<S> firsts;
+  for (Purpose p : {Purpose::prior, Purpose::diffusion, Purpose::score, Purpose::corrector, Purpose::accept,
+                    Purpose::exact, Purpose::mcmc, Purpose::user})
+    for (std::uint32_t draw = 0; draw < 4; ++draw)
+      for (std::uint32_t step = 0; step < 3; ++step) firsts.push_back(uniforms<S>(1, 0, step, p, draw, 1)[0]);
+  std::sort(firsts.begin(), firsts.end());
+  CHECK(std::adjacent_find(firsts.begin(), firsts.end()) == firsts.end());
+}
+
+TEMPLATE_TEST_CASE("StreamKey columns and fill_normal address the same streams as Stream", "[random]", float, double) {
+  using S = TestType;
+  const StreamKey key{77, 1000, 6, Purpose::diffusion, 1};
+  dqs::Matrix<S> batch(5, 9);
+  dqs::random::fill_normal<S>(key, batch);
+  for (Index j = 0; j < batch.cols(); ++j) {
+    const Column<S> column = batch.col(j);
+    CHECK(same_bytes(column, normals<S>(77, 1000 + static_cast<std::uint64_t>(j), 6, Purpose::diffusion, 1, 5)));
+    Column<S> via_key(5);
+    Stream(key, j).normal<S>(via_key);
+    CHECK(same_bytes(column, via_key));
+  }
+  // with() replaces purpose and draw only.
+  const StreamKey other = key.with(Purpose::score, 7);
+  CHECK(other.seed == key.seed);
+  CHECK(other.first_sample == key.first_sample);
+  CHECK(other.step == key.step);
+  CHECK(other.purpose == Purpose::score);
+  CHECK(other.draw == 7u);
+}
+
+TEMPLATE_TEST_CASE("Stream normals are consumed in order: the block counter advances", "[random]", float, double) {
+  using S = TestType;
+  // Two successive calls on one stream continue it: they differ from each other and from restarting.
+  Stream stream(3, 1, 1, Purpose::user, 0);
+  Column<S> first(8), second(8);
+  stream.normal<S>(first);
+  stream.normal<S>(second);
+  CHECK(same_bytes(first, normals<S>(3, 1, 1, Purpose::user, 0, 8)));
+  CHECK_FALSE(same_bytes(first, second));
+  CHECK(first.allFinite());
+  CHECK(second.allFinite());
+}
