@@ -23,7 +23,7 @@ enum class ScoreForm {
 
 struct MonteCarloScoreOptions {
   Index samples = 500;                                      // K, proposals per point
-  ScoreForm form = ScoreForm::target;
+  ScoreForm form = ScoreForm::blend;
   double blend_scale = 1.0;                                 // τ: the posterior spread s/a where both forms weigh equally
   double clip = std::numeric_limits<double>::infinity();   // maximum norm of the estimate (of each block, see below)
   Index clip_block = 0;       // 0: clip the whole vector; b > 0: clip each block of b coordinates (one particle)

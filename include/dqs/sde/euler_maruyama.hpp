@@ -12,7 +12,8 @@ namespace dqs {
 
 class EulerMaruyama {
  public:
-  explicit EulerMaruyama(double diffusion_scale = 1.0) : diffusion_scale_(diffusion_scale) { validate(); }
+  EulerMaruyama() = default;
+  explicit EulerMaruyama(double diffusion_scale) : diffusion_scale_(diffusion_scale) { validate(); }
 
   void validate() const {
     detail::require(std::isfinite(diffusion_scale_) && diffusion_scale_ >= 0,
@@ -38,7 +39,7 @@ class EulerMaruyama {
   }
 
  private:
-  double diffusion_scale_;
+  double diffusion_scale_ = 1.0;
 };
 
 }  // namespace dqs
