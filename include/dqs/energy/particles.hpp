@@ -92,9 +92,12 @@ void fill_centre_of_mass_free_normal(const ParticleLayout& layout, const random:
 #pragma omp parallel for schedule(static) if (out.cols() >= 256)
 #endif
   for (Index j = 0; j < out.cols(); ++j) {
+    // Drawn into an aligned temporary: Stream::normal's vectorised float path rounds differently with the
+    // destination's alignment, and a column's bits must not depend on where it sits in the batch.
+    Vector<S> noise(out.rows());
     random::Stream stream(key, j);
-    auto column = out.col(j);
-    stream.normal<S>(column);
+    stream.normal<S>(noise);
+    out.col(j) = noise;
   }
   out *= scale;
   remove_centre_of_mass<S>(layout, out);
