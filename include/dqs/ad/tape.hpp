@@ -57,7 +57,7 @@ class Var {
   const auto& node() const;
   S* adjoint_ptr() const {
     S* a = node().adjoint;
-    if (a == nullptr) detail::fail("ad::Var: node ", id_, " is a constant and has no gradient");
+    if (a == nullptr) dqs::detail::fail("ad::Var: node ", id_, " is a constant and has no gradient");
     return a;
   }
 
@@ -94,7 +94,7 @@ class Tape {
   // Vector–Jacobian product: gradients of Σ_ij seed_ij y_ij.
   void backward(Var<S> output, const Eigen::Ref<const Matrix<S>>& seed) {
     prepare_backward(output);
-    detail::require(seed.rows() == output.rows() && seed.cols() == output.cols(), "ad::Tape::backward: seed is ",
+    dqs::detail::require(seed.rows() == output.rows() && seed.cols() == output.cols(), "ad::Tape::backward: seed is ",
                     seed.rows(), "x", seed.cols(), " but the output is ", output.rows(), "x", output.cols());
     output.mutable_adjoint() = seed;
     run_backward(output);
@@ -117,8 +117,8 @@ class Tape {
   // ---- for operation authors ----
   // A new node of the given shape with an uninitialised value; requires_grad ⇒ it gets an adjoint.
   Var<S> make(Index rows, Index cols, bool requires_grad) {
-    detail::require(rows >= 0 && cols >= 0, "ad::Tape: negative shape ", rows, "x", cols);
-    detail::require(nodes_.size() < std::numeric_limits<std::uint32_t>::max(), "ad::Tape: too many nodes");
+    dqs::detail::require(rows >= 0 && cols >= 0, "ad::Tape: negative shape ", rows, "x", cols);
+    dqs::detail::require(nodes_.size() < std::numeric_limits<std::uint32_t>::max(), "ad::Tape: too many nodes");
     const auto n = static_cast<std::size_t>(rows * cols);
     Node node{arena_.allocate_array<S>(n), requires_grad ? arena_.allocate_array<S>(n) : nullptr, rows, cols,
               static_cast<std::uint32_t>(records_.size())};
@@ -170,8 +170,8 @@ class Tape {
 
   void prepare_backward(Var<S> output) {
     output.check();
-    detail::require(output.tape_ == this, "ad::Tape::backward: the output belongs to another tape");
-    detail::require(output.requires_grad(),
+    dqs::detail::require(output.tape_ == this, "ad::Tape::backward: the output belongs to another tape");
+    dqs::detail::require(output.requires_grad(),
                     "ad::Tape::backward: the output does not depend on any variable (all inputs are constants)");
     // The records that run belong to nodes up to the output; zero exactly their adjoints (later
     // nodes keep stale adjoints, which no record that runs reads).
@@ -193,9 +193,9 @@ class Tape {
 
 template <Real S>
 void Var<S>::check() const {
-  if (tape_ == nullptr) detail::fail("ad::Var: used before being assigned a node");
+  if (tape_ == nullptr) dqs::detail::fail("ad::Var: used before being assigned a node");
   if (generation_ != tape_->generation_ || id_ >= tape_->nodes_.size())
-    detail::fail("ad::Var: node ", id_, " used after its Tape was reset");
+    dqs::detail::fail("ad::Var: node ", id_, " used after its Tape was reset");
 }
 
 template <Real S>
