@@ -90,11 +90,9 @@ class GaussianMixture {
   }
 
  private:
-  // Columns are evaluated in chunks, transposed so each coordinate is a contiguous array over the
-  // chunk. Chunks are padded to a whole number of SIMD packets so every point takes the same
-  // arithmetic path wherever it sits in the batch (bit-identical results under any batch split).
-  static constexpr Index kChunk = 256;
-  static constexpr Index kPad = 32;
+  // Columns are evaluated in blocks, transposed so that each coordinate is a contiguous array over
+  // the block's points.
+  static constexpr Index kBlock = 64;
 
   void prepare() {
     const Index d = dim(), components_count = components();
@@ -103,6 +101,7 @@ class GaussianMixture {
     inverse_cholesky_.resize(components_count);
     log_norm_.resize(components_count);
     inv_std_.resize(d, components_count);
+    precision_.resize(d, components_count);
     for (Index c = 0; c < components_count; ++c) {
       const Eigen::MatrixXd& cov = covariances_[c];
       detail::require(cov.rows() == d && cov.cols() == d, "GaussianMixture: covariances[", c, "] is ", cov.rows(),
@@ -121,6 +120,7 @@ class GaussianMixture {
                                     0.5 * static_cast<double>(d) * std::log(2 * std::numbers::pi) - log_det_half);
       if (!cov.isDiagonal(0.0)) diagonal_ = false;
       inv_std_.col(c) = cov.diagonal().cwiseSqrt().cwiseInverse().cast<S>();
+      precision_.col(c) = cov.diagonal().cwiseInverse().cast<S>();
     }
     means_s_ = means_.cast<S>();
   }
@@ -133,52 +133,52 @@ class GaussianMixture {
     if constexpr (WithGradient)
       detail::require(grad->rows() == x.rows() && grad->cols() == x.cols(), "GaussianMixture: gradient is ",
                       grad->rows(), "×", grad->cols(), ", batch is ", x.rows(), "×", x.cols());
-    using Array = Eigen::Array<S, Eigen::Dynamic, Eigen::Dynamic>;
-    using Column = Eigen::Array<S, Eigen::Dynamic, 1>;
+    // Fixed-size blocks of kBlock points: every array expression below has a compile-time length,
+    // so Eigen emits unrolled SIMD code with no scalar tail, and a point's result does not depend
+    // on where it sits in the batch.
+    using Block = Eigen::Array<S, kBlock, 1>;
+    using Points = Eigen::Array<S, kBlock, Eigen::Dynamic>;
     const Index d = dim(), components_count = components();
-    Array points, logits, accum, centred;
-    Column best, finite_best, total, e, quad;
-    for (Index start = 0; start < x.cols(); start += kChunk) {
-      const Index m = std::min(kChunk, x.cols() - start);
-      const Index rows = (m + kPad - 1) / kPad * kPad;
-      points.setZero(rows, d);
+    constexpr S kNegInf = -std::numeric_limits<S>::infinity();
+    Points points(kBlock, d), logits(kBlock, components_count), accum(kBlock, d), centred(kBlock, d);
+    for (Index start = 0; start < x.cols(); start += kBlock) {
+      const Index m = std::min(kBlock, x.cols() - start);
+      points.setZero();
       points.topRows(m) = x.middleCols(start, m).transpose().array();
-      logits.resize(rows, components_count);
+      Block best = Block::Constant(kNegInf);
       for (Index c = 0; c < components_count; ++c) {
+        Block quad = Block::Zero();
         if (diagonal_) {
-          quad.setZero(rows);
-          for (Index k = 0; k < d; ++k)
-            quad += ((points.col(k) - means_s_(k, c)) * inv_std_(k, c)).square();
+          for (Index k = 0; k < d; ++k) quad += ((points.col(k) - means_s_(k, c)) * inv_std_(k, c)).square();
         } else {
           centred = ((points.matrix().rowwise() - means_s_.col(c).transpose()) * inverse_cholesky_[c].transpose()).array();
-          quad = centred.square().rowwise().sum();
+          for (Index k = 0; k < d; ++k) quad += centred.col(k).square();
         }
         logits.col(c) = log_norm_[c] - S(0.5) * quad;
+        best = best.max(logits.col(c));
       }
-      best = logits.col(0);
-      for (Index c = 1; c < components_count; ++c) best = best.max(logits.col(c));
       // A point so far away that every component underflows has zero density: E = +∞, gradient 0.
-      // (Evaluated once: Eigen's select() has no SIMD path and would make the exp below scalar.)
-      finite_best = (best > -std::numeric_limits<S>::infinity()).select(best, S(0));
-      total.setZero(rows);
-      if constexpr (WithGradient) accum.setZero(rows, d);
+      // (Eigen's select() has no SIMD path, so it is applied once here, not inside the loop.)
+      const Block shift = (best > kNegInf).select(best, S(0));
+      Block total = Block::Zero();
+      if constexpr (WithGradient) accum.setZero();
       for (Index c = 0; c < components_count; ++c) {
-        e = (logits.col(c) - finite_best).exp();
+        const Block e = (logits.col(c) - shift).exp();
         total += e;
         if constexpr (WithGradient) {
           if (diagonal_) {
             for (Index k = 0; k < d; ++k)
-              accum.col(k) += e * (points.col(k) - means_s_(k, c)) * (inv_std_(k, c) * inv_std_(k, c));
+              accum.col(k) += e * (points.col(k) - means_s_(k, c)) * precision_(k, c);
           } else {
             centred = ((points.matrix().rowwise() - means_s_.col(c).transpose()) * inverse_cholesky_[c].transpose()).array();
             accum += (centred.matrix() * inverse_cholesky_[c]).array().colwise() * e;
           }
         }
       }
-      const Column energy_chunk = -(finite_best + total.log());
-      values.segment(start, m) = energy_chunk.head(m).matrix();
+      const Block energy_block = -(shift + total.log());
+      values.segment(start, m) = energy_block.head(m).matrix();
       if constexpr (WithGradient) {
-        const Column inv_total = (total > S(0)).select(total.inverse(), S(0));
+        const Block inv_total = (total > S(0)).select(total.inverse(), S(0));
         grad->middleCols(start, m) = (accum.topRows(m).colwise() * inv_total.head(m)).transpose().matrix();
       }
     }
@@ -192,6 +192,7 @@ class GaussianMixture {
   Vector<S> log_norm_;
   Matrix<S> means_s_;
   Matrix<S> inv_std_;
+  Matrix<S> precision_;
   bool diagonal_ = false;
 };
 static_assert(DifferentiableEnergy<GaussianMixture<float>>);

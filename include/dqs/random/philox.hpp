@@ -101,8 +101,11 @@ class Stream {
     uniform<S>(u);
     const Eigen::Array<S, Eigen::Dynamic, 1> radius = (S(-2) * u.head(pairs).log()).sqrt();
     const Eigen::Array<S, Eigen::Dynamic, 1> angle = S(2 * std::numbers::pi) * u.tail(pairs);
-    out.derived().array().head(pairs) = radius * angle.cos();
-    out.derived().array().tail(n - pairs) = (radius * angle.sin()).head(n - pairs);
+    // Evaluated into plain arrays first: a reshaped or strided destination has no SIMD path, and
+    // would turn the sine and cosine into scalar libm calls.
+    u.head(pairs) = radius * angle.cos();
+    u.tail(pairs) = radius * angle.sin();
+    out.derived().array() = u.head(n);
   }
 
  private:
