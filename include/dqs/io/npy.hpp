@@ -50,6 +50,89 @@ inline std::uint32_t little_endian_length(const unsigned char* bytes, int count)
   return value;
 }
 
+// Parses the header's Python dict literal {'descr': '<f8', 'fortran_order': False, 'shape': (N, D), }
+// in any key order. (xtensor's parse_header is not used: it builds a std::regex, which GCC 12 with
+// sanitizers flags under -Werror, requires the keys in one order and reads shape entries that are
+// not digits into uninitialised values.)
+inline void parse_header_dict(const std::string& text, std::string& descr, bool& fortran_order,
+                              std::vector<std::size_t>& shape) {
+  std::size_t at = 0;
+  auto skip_space = [&] {
+    while (at < text.size() && (text[at] == ' ' || text[at] == '\n' || text[at] == '\t')) ++at;
+  };
+  auto expect = [&](char c) {
+    skip_space();
+    if (at >= text.size() || text[at] != c) throw std::invalid_argument(std::string("expected '") + c + "'");
+    ++at;
+  };
+  auto quoted = [&] {
+    skip_space();
+    if (at >= text.size() || (text[at] != '\'' && text[at] != '"')) throw std::invalid_argument("expected a string");
+    const char quote = text[at++];
+    const std::size_t close = text.find(quote, at);
+    if (close == std::string::npos) throw std::invalid_argument("unterminated string");
+    std::string value = text.substr(at, close - at);
+    at = close + 1;
+    return value;
+  };
+  bool seen_descr = false, seen_order = false, seen_shape = false;
+  expect('{');
+  for (;;) {
+    skip_space();
+    if (at < text.size() && text[at] == '}') break;
+    const std::string key = quoted();
+    expect(':');
+    skip_space();
+    if (key == "descr") {
+      descr = quoted();
+      seen_descr = true;
+    } else if (key == "fortran_order") {
+      if (text.compare(at, 4, "True") == 0) {
+        fortran_order = true;
+        at += 4;
+      } else if (text.compare(at, 5, "False") == 0) {
+        fortran_order = false;
+        at += 5;
+      } else {
+        throw std::invalid_argument("fortran_order is not True or False");
+      }
+      seen_order = true;
+    } else if (key == "shape") {
+      expect('(');
+      shape.clear();
+      for (;;) {
+        skip_space();
+        if (at < text.size() && text[at] == ')') break;
+        if (at >= text.size() || text[at] < '0' || text[at] > '9')
+          throw std::invalid_argument("shape entries must be non-negative integers");
+        std::size_t extent = 0;
+        while (at < text.size() && text[at] >= '0' && text[at] <= '9') {
+          const std::size_t digit = static_cast<std::size_t>(text[at++] - '0');
+          if (extent > (std::numeric_limits<std::size_t>::max() - digit) / 10)
+            throw std::invalid_argument("shape entry too large");
+          extent = extent * 10 + digit;
+        }
+        shape.push_back(extent);
+        skip_space();
+        if (at < text.size() && text[at] == ',') ++at;
+        else if (at >= text.size() || text[at] != ')') throw std::invalid_argument("expected ',' or ')' in shape");
+      }
+      ++at;
+      seen_shape = true;
+    } else {
+      throw std::invalid_argument("unexpected key '" + key + "'");
+    }
+    skip_space();
+    if (at < text.size() && text[at] == ',') ++at;
+    else if (at >= text.size() || text[at] != '}') throw std::invalid_argument("expected ',' or '}'");
+  }
+  ++at;
+  skip_space();
+  if (at != text.size()) throw std::invalid_argument("text after the dict");
+  if (!seen_descr || !seen_order || !seen_shape)
+    throw std::invalid_argument("missing 'descr', 'fortran_order' or 'shape'");
+}
+
 // Reads and checks the header; leaves `in` at the first data byte. `file_bytes` is the file size,
 // so that a truncated (or over-long) file is rejected before any allocation.
 inline NpyHeader read_npy_header(std::istream& in, const std::string& path, std::uintmax_t file_bytes) {
@@ -77,25 +160,12 @@ inline NpyHeader read_npy_header(std::istream& in, const std::string& path, std:
   in.read(header.data(), static_cast<std::streamsize>(header_length));
   if (!in) read_fail(path, "truncated .npy header");
 
-  // xtensor's parser assumes these keys exist and that shape entries are digits (it reads an
-  // uninitialised value otherwise), so make sure of both before handing it the text.
-  std::string compact = header;
-  std::erase(compact, ' ');
-  const auto shape_key = compact.find("'shape':(");
-  if (header.empty() || header.back() != '\n' || compact.find("'descr':") == std::string::npos ||
-      compact.find("'fortran_order':") == std::string::npos || shape_key == std::string::npos)
-    read_fail(path, "malformed .npy header " + header);
-  const auto shape_end = compact.find(')', shape_key);
-  if (shape_end == std::string::npos ||
-      compact.find_first_not_of("0123456789,", shape_key + 9) < shape_end)
-    read_fail(path, "malformed shape in .npy header " + header);
-
   NpyHeader result;
   std::string descr;
   try {
-    xt::detail::parse_header(header, descr, &result.fortran_order, result.shape);
-  } catch (const std::runtime_error& error) {
-    read_fail(path, std::string("malformed or unsupported .npy header (") + error.what() + "): " + header);
+    parse_header_dict(header, descr, result.fortran_order, result.shape);
+  } catch (const std::invalid_argument& error) {
+    read_fail(path, std::string("malformed .npy header (") + error.what() + "): " + header);
   }
 
   const char order = descr.empty() ? '?' : descr[0];

@@ -30,7 +30,7 @@ namespace dqs::metrics {
 // runs on costs rounded to integers with the largest cost ≈ 2^52/(n+m+1) (small enough that no
 // potential overflows int64); the reported cost is that plan's exact cost in double, which is
 // optimal to within ~(n+m)·2^-52 of the largest squared distance.
-// Time is dominated by the simplex: about a second for n = m = 1000 (see the report in the tests).
+// Cost: n·m distances plus the simplex; n = m = 1000 takes ~0.1 s (2-D or 39-D), 2000 ~0.5 s.
 template <class DA, class DB>
 double w2_exact(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b) {
   dqs::detail::require(a.rows() == b.rows(), "w2_exact: a and b must have the same dimension, got ", a.rows(),
@@ -50,7 +50,7 @@ double w2_exact(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b) 
   // Arc i*m + j joins source i to sink n + j.
   std::vector<double> cost(static_cast<std::size_t>(n * m));
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * m * x.rows() >= (Index(1) << 18))
 #endif
   for (Index i = 0; i < n; ++i)
     for (Index j = 0; j < m; ++j) cost[static_cast<std::size_t>(i * m + j)] = (x.col(i) - y.col(j)).squaredNorm();
