@@ -3,18 +3,17 @@
 // of every malformed file with a message naming the path.
 #include "dqs/io/io.hpp"
 
-#include "dqs/random/philox.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include "dqs/random/philox.hpp"
 
 namespace {
 
@@ -70,7 +69,8 @@ template <class T>
 std::string raw_bytes(const std::vector<T>& values, bool big_endian = false) {
   std::string out(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
   if (big_endian)
-    for (std::size_t i = 0; i < values.size(); ++i) std::reverse(out.begin() + i * sizeof(T), out.begin() + (i + 1) * sizeof(T));
+    for (std::size_t i = 0; i < values.size(); ++i)
+      std::reverse(out.begin() + i * sizeof(T), out.begin() + (i + 1) * sizeof(T));
   return out;
 }
 
@@ -101,7 +101,8 @@ void require_rejects(Function&& function, const std::string& path, const std::st
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("npy round trip is exact and lays the batch out as (N, D) C order", "[io]", float, double) {
+TEMPLATE_TEST_CASE("npy round trip is exact and lays the batch out as (N, D) C order", "[io]", float,
+                   double) {
   using S = TestType;
   ScratchDir dir("roundtrip");
   const dqs::Matrix<S> batch = normal_batch<S>(5, 37, 11);
@@ -287,7 +288,8 @@ TEST_CASE("npy rejects malformed files with a message naming the path", "[io]") 
   CHECK_THROWS_WITH(read(int64)(), "dqs: read_npy(\"" + int64 + "\"): dtype '<i8' is not float32/float64");
 
   const std::string half = dir.file("half.npy");
-  write_file(half, npy_bytes("{'descr': '<f2', 'fortran_order': False, 'shape': (3, 2), }", std::string(12, '\0')));
+  write_file(half,
+             npy_bytes("{'descr': '<f2', 'fortran_order': False, 'shape': (3, 2), }", std::string(12, '\0')));
   require_rejects(read(half), half, "dtype '<f2' is not float32/float64");
 
   const std::string three_d = dir.file("three_d.npy");
@@ -306,7 +308,8 @@ TEST_CASE("npy rejects malformed files with a message naming the path", "[io]") 
   require_rejects(read(bad_shape), bad_shape, "shape entries must be non-negative integers");
 
   const std::string no_shape = dir.file("no_shape.npy");
-  write_file(no_shape, npy_bytes("{'descr': '<f8', 'fortran_order': False}", raw_bytes(std::vector<double>{1})));
+  write_file(no_shape,
+             npy_bytes("{'descr': '<f8', 'fortran_order': False}", raw_bytes(std::vector<double>{1})));
   require_rejects(read(no_shape), no_shape, "missing 'descr', 'fortran_order' or 'shape'");
 
   const std::string extra_key = dir.file("extra_key.npy");

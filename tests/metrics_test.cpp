@@ -3,15 +3,14 @@
 // simplex; MMD against hand values, its closed form for Gaussians and its null distribution; modes.
 #include "dqs/metrics/metrics.hpp"
 
-#include "dqs/random/philox.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <vector>
+
+#include "dqs/random/philox.hpp"
 
 namespace {
 
@@ -29,7 +28,8 @@ double brute_force_w2(const dqs::Matrix<double>& a, const dqs::Matrix<double>& b
   double best = std::numeric_limits<double>::infinity();
   do {
     double cost = 0;
-    for (dqs::Index i = 0; i < a.cols(); ++i) cost += (a.col(i) - b.col(perm[static_cast<std::size_t>(i)])).squaredNorm();
+    for (dqs::Index i = 0; i < a.cols(); ++i)
+      cost += (a.col(i) - b.col(perm[static_cast<std::size_t>(i)])).squaredNorm();
     best = std::min(best, cost);
   } while (std::next_permutation(perm.begin(), perm.end()));
   return std::sqrt(best / static_cast<double>(a.cols()));
@@ -51,8 +51,8 @@ dqs::Matrix<double> weyl_points(dqs::Index dim, dqs::Index points, double shift,
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("w2_exact of a set against a shuffled translated copy is the shift length", "[metrics][w2]", float,
-                   double) {
+TEMPLATE_TEST_CASE("w2_exact of a set against a shuffled translated copy is the shift length",
+                   "[metrics][w2]", float, double) {
   using S = TestType;
   const dqs::Index n = 60;
   const dqs::Matrix<S> a = normal_batch<S>(3, n, 1);
@@ -126,8 +126,9 @@ TEST_CASE("w2_exact agrees with scipy on 1000 x 1000 (1 M arcs) and 120 x 250", 
     dqs::Index dim, n, m;
     double reference, tolerance;
   };
-  for (const Case& c : {Case{2, 1000, 1000, 0.14409867211689845, 1e-12}, Case{39, 1000, 1000, 1.9295947015703094, 1e-12},
-                        Case{2, 120, 250, 0.18120342358242958, 1e-9}, Case{39, 120, 250, 2.0806752203323979, 1e-9}}) {
+  for (const Case& c :
+       {Case{2, 1000, 1000, 0.14409867211689845, 1e-12}, Case{39, 1000, 1000, 1.9295947015703094, 1e-12},
+        Case{2, 120, 250, 0.18120342358242958, 1e-9}, Case{39, 120, 250, 2.0806752203323979, 1e-9}}) {
     const dqs::Matrix<double> a = weyl_points(c.dim, c.n, 2.0, 0.5, false);
     const dqs::Matrix<double> b = weyl_points(c.dim, c.m, 3.5, 0.25, true);
     INFO("D = " << c.dim << ", " << c.n << " x " << c.m);
@@ -179,7 +180,8 @@ TEST_CASE("W2 rejects bad input", "[metrics][w2]") {
   bad(1, 3) = std::numeric_limits<double>::quiet_NaN();
   CHECK_THROWS_WITH(dqs::metrics::w2_exact(a, bad), Catch::Contains("non-finite"));
   CHECK_THROWS_AS(dqs::metrics::w2_1d(a, a), std::invalid_argument);  // not vectors
-  CHECK_THROWS_AS(dqs::metrics::w2_1d(dqs::Vector<double>(0), dqs::Vector<double>::Ones(3)), std::invalid_argument);
+  CHECK_THROWS_AS(dqs::metrics::w2_1d(dqs::Vector<double>(0), dqs::Vector<double>::Ones(3)),
+                  std::invalid_argument);
   CHECK_THROWS_AS(dqs::metrics::w2_1d(bad.row(1), a.row(0)), std::invalid_argument);
 }
 
@@ -190,14 +192,15 @@ TEST_CASE("MMD by hand and the median heuristic", "[metrics][mmd]") {
     b << 1;
     // k(0, 0) = k(1, 1) = 1, k(0, 1) = exp(−1/(2h²)).
     for (const double h : {0.5, 1.0, 3.0})
-      CHECK(dqs::metrics::mmd_rbf(a, b, h) == Approx(std::sqrt(2 - 2 * std::exp(-1 / (2 * h * h)))).epsilon(1e-14));
+      CHECK(dqs::metrics::mmd_rbf(a, b, h) ==
+            Approx(std::sqrt(2 - 2 * std::exp(-1 / (2 * h * h)))).epsilon(1e-14));
   }
   SECTION("two points each, both estimators") {
     dqs::Matrix<double> a(1, 2), b(1, 2);
     a << 0, 2;
     b << 1, 3;
     const double cross = 3 * std::exp(-0.5) + std::exp(-4.5);  // Σ k(a_i, b_j) at h = 1
-    const double within = 2 + 2 * std::exp(-2.0);               // Σ k(a_i, a_j), diagonal included
+    const double within = 2 + 2 * std::exp(-2.0);              // Σ k(a_i, a_j), diagonal included
     const auto est = dqs::metrics::mmd_rbf_estimates(a, b, 1.0);
     CHECK(est.bandwidth == 1.0);
     CHECK(est.mmd2_biased == Approx(2 * within / 4 - 2 * cross / 4).epsilon(1e-14));
@@ -234,7 +237,8 @@ TEMPLATE_TEST_CASE("MMD is zero for identical sets and symmetric", "[metrics][mm
   CHECK(ab.mmd2_biased > ab.mmd2_unbiased);
 }
 
-TEST_CASE("MMD unbiased estimator: null mean 0, Gaussian closed form, power against a shift", "[metrics][mmd]") {
+TEST_CASE("MMD unbiased estimator: null mean 0, Gaussian closed form, power against a shift",
+          "[metrics][mmd]") {
   // Each check averages R independent replicates (fixed Philox seeds); by the CLT the mean has
   // standard deviation σ/√R with σ the replicates' sample standard deviation, and a correct
   // estimator lands within 4σ/√R of its expectation except with probability ≈ 6e-5.
@@ -270,11 +274,13 @@ TEST_CASE("MMD unbiased estimator: null mean 0, Gaussian closed form, power agai
     for (const double shift : {0.0, 0.6, 1.5}) {
       const double h = 1.0;
       const double c = std::pow(h * h / (h * h + 2), dim / 2.0);
-      const double truth = 2 * c * (1 - std::exp(-static_cast<double>(dim) * shift * shift / (2 * (h * h + 2))));
+      const double truth =
+          2 * c * (1 - std::exp(-static_cast<double>(dim) * shift * shift / (2 * (h * h + 2))));
       Eigen::ArrayXd unbiased(replicates);
       for (int r = 0; r < replicates; ++r) {
         const dqs::Matrix<double> y = normal_batch<double>(dim, m, 42, r * m).array() + shift;
-        unbiased(r) = dqs::metrics::mmd_rbf_estimates(normal_batch<double>(dim, n, 41, r * n), y, h).mmd2_unbiased;
+        unbiased(r) =
+            dqs::metrics::mmd_rbf_estimates(normal_batch<double>(dim, n, 41, r * n), y, h).mmd2_unbiased;
       }
       const auto [mean, se] = summarise(unbiased);
       INFO("shift " << shift << ": truth " << truth << ", mean " << mean << " ± " << se);
@@ -330,15 +336,18 @@ TEST_CASE("mode counts, modes hit and total variation on constructed samples", "
   CHECK(dqs::metrics::modes_hit(counts, 1.0) == 0);
 
   // ½(|0.7 − 0.5| + |0.3 − 0.25| + |0 − 0.25|) = 0.25; to equal weights ½(11/30 + 1/30 + 10/30) = 11/30.
-  CHECK(dqs::metrics::total_variation(counts, Eigen::Vector3d(0.5, 0.25, 0.25)) == Approx(0.25).epsilon(1e-14));
+  CHECK(dqs::metrics::total_variation(counts, Eigen::Vector3d(0.5, 0.25, 0.25)) ==
+        Approx(0.25).epsilon(1e-14));
   CHECK(dqs::metrics::total_variation(counts) == Approx(11.0 / 30.0).epsilon(1e-14));
   CHECK(dqs::metrics::total_variation(counts, Eigen::Vector3d(0.7, 0.3, 0.0)) == Approx(0.0).margin(1e-15));
-  CHECK(dqs::metrics::total_variation({0, 0, 5}, Eigen::Vector3d(0.5, 0.5, 0.0)) == Approx(1.0).epsilon(1e-15));
+  CHECK(dqs::metrics::total_variation({0, 0, 5}, Eigen::Vector3d(0.5, 0.5, 0.0)) ==
+        Approx(1.0).epsilon(1e-15));
 
   // Samples at the means themselves, jittered by less than half the spacing: one per mode.
   dqs::Matrix<double> grid(2, 40);
   for (int c = 0; c < 40; ++c) grid.col(c) << 5.0 * (c % 8), 7.0 * (c / 8);
-  const dqs::Matrix<double> jittered = grid + 0.4 * normal_batch<double>(2, 40, 9).cwiseMax(-1.0).cwiseMin(1.0);
+  const dqs::Matrix<double> jittered =
+      grid + 0.4 * normal_batch<double>(2, 40, 9).cwiseMax(-1.0).cwiseMin(1.0);
   const std::vector<dqs::Index> one_each = dqs::metrics::nearest_mode_counts(jittered, grid);
   CHECK(one_each == std::vector<dqs::Index>(40, 1));
   CHECK(dqs::metrics::modes_hit(one_each, 1.0 / 40) == 40);
@@ -359,10 +368,13 @@ TEST_CASE("mode metrics reject bad input", "[metrics][modes]") {
   CHECK_THROWS_AS(dqs::metrics::modes_hit(counts, 1.5), std::invalid_argument);
   CHECK_THROWS_AS(dqs::metrics::modes_hit({0, 0}, 0.5), std::invalid_argument);
   CHECK_THROWS_AS(dqs::metrics::modes_hit({3, -1}, 0.5), std::invalid_argument);
-  CHECK_THROWS_WITH(dqs::metrics::total_variation(counts, Eigen::Vector2d(0.5, 0.4)), Catch::Contains("sum to 1"));
+  CHECK_THROWS_WITH(dqs::metrics::total_variation(counts, Eigen::Vector2d(0.5, 0.4)),
+                    Catch::Contains("sum to 1"));
   CHECK_THROWS_AS(dqs::metrics::total_variation(counts, Eigen::Vector2d(1.5, -0.5)), std::invalid_argument);
-  CHECK_THROWS_AS(dqs::metrics::total_variation(counts, Eigen::Vector3d(0.5, 0.25, 0.25)), std::invalid_argument);
+  CHECK_THROWS_AS(dqs::metrics::total_variation(counts, Eigen::Vector3d(0.5, 0.25, 0.25)),
+                  std::invalid_argument);
   CHECK_THROWS_AS(dqs::metrics::total_variation(std::vector<dqs::Index>{}), std::invalid_argument);
   // Sums within 1e-9 of 1 are accepted.
-  CHECK(dqs::metrics::total_variation(counts, Eigen::Vector2d(0.75 + 4e-10, 0.25)) == Approx(2e-10).margin(1e-15));
+  CHECK(dqs::metrics::total_variation(counts, Eigen::Vector2d(0.75 + 4e-10, 0.25)) ==
+        Approx(2e-10).margin(1e-15));
 }

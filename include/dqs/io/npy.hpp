@@ -1,12 +1,7 @@
 // NumPy .npy files for batches: a D×N column-major batch is byte-identical to an (N, D) C-order
-// array, so reading and writing are one block copy (plus a dtype cast or a transpose for Fortran
-// order). The header is parsed and written with xtensor's npy utilities; writes are atomic.
+// array, so I/O is one block copy (plus a cast, or a transpose for Fortran order). xtensor checks
+// the magic and writes the header; the dict is parsed here, strictly. Writes are atomic.
 #pragma once
-
-#include "dqs/detail/check.hpp"
-#include "dqs/types.hpp"
-
-#include <xtensor/xnpy.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -26,6 +21,10 @@
 #include <system_error>
 #include <thread>
 #include <vector>
+#include <xtensor/xnpy.hpp>
+
+#include "dqs/detail/check.hpp"
+#include "dqs/types.hpp"
 
 namespace dqs::io {
 
@@ -67,7 +66,8 @@ inline void parse_header_dict(const std::string& text, std::string& descr, bool&
   };
   auto quoted = [&] {
     skip_space();
-    if (at >= text.size() || (text[at] != '\'' && text[at] != '"')) throw std::invalid_argument("expected a string");
+    if (at >= text.size() || (text[at] != '\'' && text[at] != '"'))
+      throw std::invalid_argument("expected a string");
     const char quote = text[at++];
     const std::size_t close = text.find(quote, at);
     if (close == std::string::npos) throw std::invalid_argument("unterminated string");
@@ -114,8 +114,10 @@ inline void parse_header_dict(const std::string& text, std::string& descr, bool&
         }
         shape.push_back(extent);
         skip_space();
-        if (at < text.size() && text[at] == ',') ++at;
-        else if (at >= text.size() || text[at] != ')') throw std::invalid_argument("expected ',' or ')' in shape");
+        if (at < text.size() && text[at] == ',')
+          ++at;
+        else if (at >= text.size() || text[at] != ')')
+          throw std::invalid_argument("expected ',' or ')' in shape");
       }
       ++at;
       seen_shape = true;
@@ -123,8 +125,10 @@ inline void parse_header_dict(const std::string& text, std::string& descr, bool&
       throw std::invalid_argument("unexpected key '" + key + "'");
     }
     skip_space();
-    if (at < text.size() && text[at] == ',') ++at;
-    else if (at >= text.size() || text[at] != '}') throw std::invalid_argument("expected ',' or '}'");
+    if (at < text.size() && text[at] == ',')
+      ++at;
+    else if (at >= text.size() || text[at] != '}')
+      throw std::invalid_argument("expected ',' or '}'");
   }
   ++at;
   skip_space();
@@ -165,7 +169,9 @@ inline NpyHeader read_npy_header(std::istream& in, const std::string& path, std:
   try {
     parse_header_dict(header, descr, result.fortran_order, result.shape);
   } catch (const std::invalid_argument& error) {
-    read_fail(path, std::string("malformed .npy header (") + error.what() + "): " + header);
+    const auto last = header.find_last_not_of(" \n");
+    read_fail(path, std::string("malformed .npy header (") + error.what() +
+                        "): " + header.substr(0, last == std::string::npos ? 0 : last + 1));
   }
 
   const char order = descr.empty() ? '?' : descr[0];
@@ -253,8 +259,7 @@ class TempFile {
  public:
   TempFile(const std::string& target, const char* function) {
     const auto salt = static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id())) ^
-                      static_cast<std::uint64_t>(
-                          std::chrono::steady_clock::now().time_since_epoch().count());
+                      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     for (int attempt = 0; attempt < 100; ++attempt) {
       std::ostringstream name;
       name << target << ".tmp-" << std::hex << (salt + temp_file_counter.fetch_add(1));
@@ -265,7 +270,8 @@ class TempFile {
       if (errno != EEXIST) break;
     }
     const std::string reason = std::generic_category().message(errno);
-    dqs::detail::fail(function, "(\"", target, "\"): cannot create a temporary file beside it (", reason, ")");
+    dqs::detail::fail(function, "(\"", target, "\"): cannot create a temporary file beside it (", reason,
+                      ")");
   }
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
@@ -343,7 +349,8 @@ Vector<S> read_npy_values(const std::string& path) {
   std::ifstream in = detail::open_for_reading(path, file_bytes);
   const detail::NpyHeader header = detail::read_npy_header(in, path, file_bytes);
   if (header.shape.size() != 1)
-    detail::read_fail(path, "expected a 1-D array of values, got ndim " + std::to_string(header.shape.size()));
+    detail::read_fail(path,
+                      "expected a 1-D array of values, got ndim " + std::to_string(header.shape.size()));
   const Matrix<S> row = header.word_size == 4 ? detail::read_as<S, float>(in, path, header)
                                               : detail::read_as<S, double>(in, path, header);
   return row.transpose();

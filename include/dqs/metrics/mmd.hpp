@@ -3,14 +3,14 @@
 // estimated by the biased V-statistic or the unbiased U-statistic; h defaults to the median heuristic.
 #pragma once
 
-#include "dqs/detail/check.hpp"
-#include "dqs/types.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
 #include <vector>
+
+#include "dqs/detail/check.hpp"
+#include "dqs/types.hpp"
 
 namespace dqs::metrics {
 
@@ -34,7 +34,8 @@ namespace mmd_detail {
 inline constexpr Index parallel_work = Index(1) << 18;
 
 template <class Derived>
-Matrix<double> checked_points(const Eigen::MatrixBase<Derived>& points, const char* function, const char* name) {
+Matrix<double> checked_points(const Eigen::MatrixBase<Derived>& points, const char* function,
+                              const char* name) {
   Matrix<double> out = points.template cast<double>();
   dqs::detail::require(out.cols() > 0, function, ": ", name, " must hold at least one point");
   dqs::detail::require(out.allFinite(), function, ": ", name, " contains a non-finite coordinate");
@@ -42,9 +43,10 @@ Matrix<double> checked_points(const Eigen::MatrixBase<Derived>& points, const ch
 }
 
 template <class DA, class DB>
-void require_same_dimension(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b, const char* function) {
-  dqs::detail::require(a.rows() == b.rows(), function, ": a and b must have the same dimension, got ", a.rows(),
-                       " and ", b.rows());
+void require_same_dimension(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b,
+                            const char* function) {
+  dqs::detail::require(a.rows() == b.rows(), function, ": a and b must have the same dimension, got ",
+                       a.rows(), " and ", b.rows());
   dqs::detail::require(a.rows() > 0, function, ": points must have dimension >= 1, got ", a.rows());
 }
 
@@ -68,7 +70,8 @@ inline double kernel_sum(const Matrix<double>& x, const Matrix<double>& y, doubl
 inline double median_bandwidth(const Matrix<double>& x, const Matrix<double>& y) {
   const Index n = x.cols();
   const Index pooled = n + y.cols();
-  dqs::detail::require(pooled >= 2, "median_heuristic_bandwidth: needs at least two points in all, got ", pooled);
+  dqs::detail::require(pooled >= 2, "median_heuristic_bandwidth: needs at least two points in all, got ",
+                       pooled);
   auto point = [&](Index k) { return k < n ? x.col(k) : y.col(k - n); };
   std::vector<double> squared(static_cast<std::size_t>(pooled * (pooled - 1) / 2));
 #ifdef _OPENMP
@@ -86,12 +89,14 @@ inline double median_bandwidth(const Matrix<double>& x, const Matrix<double>& y)
   std::nth_element(squared.begin(), squared.begin() + static_cast<std::ptrdiff_t>(upper), squared.end());
   double median = std::sqrt(squared[upper]);
   if (count % 2 == 0) {
-    const double lower = *std::max_element(squared.begin(), squared.begin() + static_cast<std::ptrdiff_t>(upper));
+    const double lower =
+        *std::max_element(squared.begin(), squared.begin() + static_cast<std::ptrdiff_t>(upper));
     median = 0.5 * (std::sqrt(lower) + median);
   }
-  dqs::detail::require(median > 0,
-                       "median_heuristic_bandwidth: the median pairwise distance is 0 (at least half of the pooled "
-                       "pairs coincide); pass an explicit bandwidth");
+  dqs::detail::require(
+      median > 0,
+      "median_heuristic_bandwidth: the median pairwise distance is 0 (at least half of the pooled "
+      "pairs coincide); pass an explicit bandwidth");
   return median;
 }
 
@@ -107,9 +112,10 @@ inline MmdEstimates estimates(const Matrix<double>& x, const Matrix<double>& y, 
   out.mmd2_biased = sum_xx / (n * n) + sum_yy / (m * m) - 2.0 * (sum_xy / (n * m));
   // The diagonal terms are k(x_i, x_i) = exp(−0) = 1 exactly: n of them in sum_xx, m in sum_yy.
   // (Undefined below two points per set; only mmd_rbf, which ignores it, gets here with fewer.)
-  out.mmd2_unbiased = x.cols() >= 2 && y.cols() >= 2
-                          ? (sum_xx - n) / (n * (n - 1)) + (sum_yy - m) / (m * (m - 1)) - 2.0 * (sum_xy / (n * m))
-                          : std::numeric_limits<double>::quiet_NaN();
+  out.mmd2_unbiased =
+      x.cols() >= 2 && y.cols() >= 2
+          ? (sum_xx - n) / (n * (n - 1)) + (sum_yy - m) / (m * (m - 1)) - 2.0 * (sum_xy / (n * m))
+          : std::numeric_limits<double>::quiet_NaN();
   return out;
 }
 
@@ -127,12 +133,13 @@ double median_heuristic_bandwidth(const Eigen::MatrixBase<DA>& a, const Eigen::M
 
 // Both MMD² estimators with an explicit bandwidth h > 0. Needs n, m ≥ 2 (the U-statistic does).
 template <class DA, class DB>
-MmdEstimates mmd_rbf_estimates(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b, double bandwidth) {
+MmdEstimates mmd_rbf_estimates(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b,
+                               double bandwidth) {
   mmd_detail::require_same_dimension(a, b, "mmd_rbf_estimates");
   dqs::detail::require_positive("mmd_rbf_estimates: bandwidth", bandwidth);
   dqs::detail::require(a.cols() >= 2 && b.cols() >= 2,
-                       "mmd_rbf_estimates: the unbiased estimator needs at least 2 points per set, got ", a.cols(),
-                       " and ", b.cols());
+                       "mmd_rbf_estimates: the unbiased estimator needs at least 2 points per set, got ",
+                       a.cols(), " and ", b.cols());
   return mmd_detail::estimates(mmd_detail::checked_points(a, "mmd_rbf_estimates", "a"),
                                mmd_detail::checked_points(b, "mmd_rbf_estimates", "b"), bandwidth);
 }
@@ -142,8 +149,8 @@ template <class DA, class DB>
 MmdEstimates mmd_rbf_estimates(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b) {
   mmd_detail::require_same_dimension(a, b, "mmd_rbf_estimates");
   dqs::detail::require(a.cols() >= 2 && b.cols() >= 2,
-                       "mmd_rbf_estimates: the unbiased estimator needs at least 2 points per set, got ", a.cols(),
-                       " and ", b.cols());
+                       "mmd_rbf_estimates: the unbiased estimator needs at least 2 points per set, got ",
+                       a.cols(), " and ", b.cols());
   const Matrix<double> x = mmd_detail::checked_points(a, "mmd_rbf_estimates", "a");
   const Matrix<double> y = mmd_detail::checked_points(b, "mmd_rbf_estimates", "b");
   return mmd_detail::estimates(x, y, mmd_detail::median_bandwidth(x, y));

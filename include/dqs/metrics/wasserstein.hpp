@@ -3,9 +3,6 @@
 // w2_exact solves that transport problem with LEMON's network simplex; w2_1d uses sorted quantiles.
 #pragma once
 
-#include "dqs/detail/check.hpp"
-#include "dqs/types.hpp"
-
 #include <lemon/network_simplex.h>
 #include <lemon/static_graph.h>
 
@@ -18,6 +15,9 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "dqs/detail/check.hpp"
+#include "dqs/types.hpp"
 
 namespace dqs::metrics {
 
@@ -34,14 +34,14 @@ namespace dqs::metrics {
 template <class DA, class DB>
 double w2_exact(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b) {
   dqs::detail::require(a.rows() == b.rows(), "w2_exact: a and b must have the same dimension, got ", a.rows(),
-                  " and ", b.rows());
+                       " and ", b.rows());
   dqs::detail::require(a.rows() > 0, "w2_exact: points must have dimension >= 1, got ", a.rows());
   dqs::detail::require(a.cols() > 0 && b.cols() > 0, "w2_exact: point sets must be non-empty, got sizes ",
-                  a.cols(), " and ", b.cols());
+                       a.cols(), " and ", b.cols());
   const Index n = a.cols();
   const Index m = b.cols();
   dqs::detail::require(n <= INT_MAX / m, "w2_exact: n*m = ", n, "*", m,
-                  " arcs exceed what LEMON can index (2^31 - 1)");
+                       " arcs exceed what LEMON can index (2^31 - 1)");
   const Matrix<double> x = a.template cast<double>();
   const Matrix<double> y = b.template cast<double>();
   dqs::detail::require(x.allFinite(), "w2_exact: a contains a non-finite coordinate");
@@ -53,7 +53,8 @@ double w2_exact(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b) 
 #pragma omp parallel for schedule(static) if (n * m * x.rows() >= (Index(1) << 18))
 #endif
   for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < m; ++j) cost[static_cast<std::size_t>(i * m + j)] = (x.col(i) - y.col(j)).squaredNorm();
+    for (Index j = 0; j < m; ++j)
+      cost[static_cast<std::size_t>(i * m + j)] = (x.col(i) - y.col(j)).squaredNorm();
   const double max_cost = *std::max_element(cost.begin(), cost.end());
   if (max_cost == 0) return 0.0;  // every point of a coincides with every point of b
 
@@ -71,7 +72,8 @@ double w2_exact(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b) 
 
   Graph::ArcMap<std::int64_t> integer_cost(graph);
   for (Index e = 0; e < n * m; ++e)
-    integer_cost[graph.arc(static_cast<int>(e))] = std::llround(cost[static_cast<std::size_t>(e)] * to_integer);
+    integer_cost[graph.arc(static_cast<int>(e))] =
+        std::llround(cost[static_cast<std::size_t>(e)] * to_integer);
   const Index g = std::gcd(n, m);
   Graph::NodeMap<std::int64_t> supply(graph);
   for (Index i = 0; i < n; ++i) supply[graph.node(static_cast<int>(i))] = m / g;
@@ -98,10 +100,12 @@ double w2_exact(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b) 
 // steps at multiples of 1/n and 1/m; the integral is summed exactly over the merged steps.
 template <class DA, class DB>
 double w2_1d(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b) {
-  dqs::detail::require(a.rows() == 1 || a.cols() == 1, "w2_1d: a must be a vector, got ", a.rows(), "x", a.cols());
-  dqs::detail::require(b.rows() == 1 || b.cols() == 1, "w2_1d: b must be a vector, got ", b.rows(), "x", b.cols());
-  dqs::detail::require(a.size() > 0 && b.size() > 0, "w2_1d: value sets must be non-empty, got sizes ", a.size(),
-                  " and ", b.size());
+  dqs::detail::require(a.rows() == 1 || a.cols() == 1, "w2_1d: a must be a vector, got ", a.rows(), "x",
+                       a.cols());
+  dqs::detail::require(b.rows() == 1 || b.cols() == 1, "w2_1d: b must be a vector, got ", b.rows(), "x",
+                       b.cols());
+  dqs::detail::require(a.size() > 0 && b.size() > 0, "w2_1d: value sets must be non-empty, got sizes ",
+                       a.size(), " and ", b.size());
   Vector<double> x = a.reshaped().template cast<double>();
   Vector<double> y = b.reshaped().template cast<double>();
   dqs::detail::require(x.allFinite(), "w2_1d: a contains a non-finite value");
