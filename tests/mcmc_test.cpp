@@ -2,6 +2,8 @@
 // tolerances from an effective-sample-size estimate), parallel tempering finds both modes of a separated
 // 1-D mixture with the right weights, the unadjusted Langevin step has its analytic stationary variance,
 // evaluations are counted exactly, runs are reproducible, and bad input throws.
+#include "dqs/energy/lennard_jones.hpp"
+#include "dqs/energy/particles.hpp"
 #include "dqs/mcmc/hmc.hpp"
 #include "dqs/mcmc/mala.hpp"
 #include "dqs/mcmc/parallel_tempering.hpp"
@@ -169,7 +171,8 @@ TEMPLATE_TEST_CASE("MALA leaves a correlated Gaussian invariant and counts evalu
   CorrelatedGaussian<S> gaussian;
   dqs::mcmc::MalaOptions options;
   options.step_size = 0.05;
-  options.run = {.n_warmup = 300, .n_steps = 400, .thin = 1, .seed = 21};
+  options.run = {.n_warmup = 300, .n_steps = 400, .thin = 1, .adaptation = dqs::mcmc::StepAdaptation::pooled,
+                 .seed = 21};
   const Index N = 500;
   const auto result = dqs::mcmc::sample_mala(gaussian, gaussian_start<S>(N), options);
   CHECK(result.n_chains == N);
@@ -181,7 +184,8 @@ TEMPLATE_TEST_CASE("MALA leaves a correlated Gaussian invariant and counts evalu
   // Dual averaging reaches the target: the post-warm-up acceptance over 200k proposals is within a few
   // percent of 0.574 (its own sampling error is < 0.01; the frozen ε̄ differs slightly from the last ε_t).
   CHECK(std::abs(result.mean_acceptance_rate - 0.574) < 0.05);
-  CHECK(result.step_size > 0);
+  CHECK(result.step_size.size() == N);
+  CHECK(result.step_size.minCoeff() == result.step_size.maxCoeff());  // pooled: one step for all chains
   check_gaussian_moments(result, gaussian);
 }
 
@@ -243,7 +247,8 @@ TEST_CASE("HMC leaves a correlated Gaussian invariant and counts evaluations exa
   dqs::mcmc::HmcOptions options;
   options.step_size = 0.1;
   options.n_leapfrog = 5;
-  options.run = {.n_warmup = 200, .n_steps = 300, .thin = 1, .seed = 5};
+  options.run = {.n_warmup = 200, .n_steps = 300, .thin = 1, .adaptation = dqs::mcmc::StepAdaptation::pooled,
+                 .seed = 5};
   const Index N = 400;
   const auto result = dqs::mcmc::sample_hmc(gaussian, gaussian_start<double>(N), options);
   CHECK(result.evaluations == N * (1 + 5 * (200 + 300)));
@@ -251,6 +256,24 @@ TEST_CASE("HMC leaves a correlated Gaussian invariant and counts evaluations exa
   CHECK(result.evaluations == gaussian.evaluated.load());
   INFO("step " << result.step_size << " acceptance " << result.mean_acceptance_rate);
   CHECK(std::abs(result.mean_acceptance_rate - 0.65) < 0.05);
+  check_gaussian_moments(result, gaussian);
+}
+
+TEST_CASE("Per-chain step adaptation keeps the Gaussian invariant and gives each chain its own step", "[mcmc]") {
+  // Each chain adapts on its own (noisy) acceptance, so the frozen steps differ between chains; every
+  // chain is still a valid MALA chain after warm-up, so the pooled moments obey the same 5-SE checks.
+  CorrelatedGaussian<double> gaussian;
+  dqs::mcmc::MalaOptions options;
+  options.step_size = 0.05;
+  options.run = {.n_warmup = 300, .n_steps = 400, .thin = 1, .adaptation = dqs::mcmc::StepAdaptation::per_chain,
+                 .seed = 23};
+  const Index N = 500;
+  const auto result = dqs::mcmc::sample_mala(gaussian, gaussian_start<double>(N), options);
+  CHECK(result.step_size.minCoeff() < result.step_size.maxCoeff());
+  // The steps scatter around the pooled optimum (≈ 0.53 for this target, from the pooled run's adapter).
+  const double log_mean = result.step_size.array().log().mean();
+  CHECK(std::abs(log_mean - std::log(0.53)) < 0.3);
+  CHECK(std::abs(result.mean_acceptance_rate - 0.574) < 0.05);
   check_gaussian_moments(result, gaussian);
 }
 
@@ -274,7 +297,7 @@ TEST_CASE("Parallel tempering leaves a correlated Gaussian invariant (MALA and H
     // Neighbouring Gaussians at T and 2T overlap well: swaps are accepted often, but not always.
     CHECK(result.swap_rate.minCoeff() > 0.3);
     CHECK(result.swap_rate.maxCoeff() < 1.0);
-    CHECK(result.step_size[2] > result.step_size[0]);  // hotter levels take longer steps
+    CHECK(result.step_size.row(2).mean() > result.step_size.row(0).mean());  // hotter levels take longer steps
     check_gaussian_moments(result, gaussian);
   }
 }
@@ -311,42 +334,69 @@ TEST_CASE("Parallel tempering reaches both modes of a separated mixture with the
   CHECK(stuck.mean < 0.2);
 }
 
-TEST_CASE("MCMC runs are bit-identical for any thread count and split into chain ranges", "[mcmc]") {
-  CorrelatedGaussian<float> gaussian;
-  dqs::mcmc::MalaOptions options;
-  options.run = {.n_warmup = 20, .n_steps = 30, .thin = 10, .seed = 4};
-  const Index N = 200;
-  const Matrix<float> x0 = gaussian_start<float>(N);
-  const auto a = dqs::mcmc::sample_mala(gaussian, x0, options);
+TEST_CASE("MCMC runs are bit-identical for any thread count", "[mcmc]") {
+  // LJ-13 with 1000 chains (39000 coordinates: the kernels' loops and the energy run multi-threaded when
+  // OpenMP has more than one thread), a few iterations of each sampler, once per thread count.
+  const dqs::LennardJones<double> lj;
+  const Matrix<double> x0 = dqs::sample_centre_of_mass_free_normal<double>(
+      dqs::ParticleLayout(13, 3), 1000, {.seed = 6, .purpose = dqs::random::Purpose::prior}, 1.2);
+  REQUIRE(dqs::detail::worth_threads(x0.rows(), x0.cols()));
+  dqs::mcmc::MalaOptions mala;
+  mala.step_size = 1e-4;
+  mala.run = {.n_warmup = 4, .n_steps = 4, .thin = 2, .adaptation = dqs::mcmc::StepAdaptation::pooled, .seed = 4};
+  dqs::mcmc::HmcOptions hmc;
+  hmc.step_size = 1e-4;
+  hmc.n_leapfrog = 2;
+  hmc.run = mala.run;
+  hmc.run.adaptation = dqs::mcmc::StepAdaptation::per_chain;
+  dqs::mcmc::ParallelTemperingOptions pt;
+  pt.temperatures = {1.0, 2.0};
+  pt.step_size = 1e-4;
+  pt.run = mala.run;
+  std::vector<Matrix<double>> samples;
 #ifdef _OPENMP
   const int threads = omp_get_max_threads();
-  omp_set_num_threads(threads == 1 ? 2 : 1);
+  for (const int t : {1, 2}) {
+    omp_set_num_threads(t);
+#else
+  for (int t = 0; t < 2; ++t) {
 #endif
-  const auto b = dqs::mcmc::sample_mala(gaussian, x0, options);
-  dqs::mcmc::ParallelTemperingOptions pt;
-  pt.run = options.run;
-  const auto pa = dqs::mcmc::sample_parallel_tempering(gaussian, x0, pt);
+    samples.push_back(dqs::mcmc::sample_mala(lj, x0, mala).samples);
+    samples.push_back(dqs::mcmc::sample_hmc(lj, x0, hmc).samples);
+    samples.push_back(dqs::mcmc::sample_parallel_tempering(lj, x0, pt).samples);
+  }
 #ifdef _OPENMP
   omp_set_num_threads(threads);
 #endif
-  const auto pb = dqs::mcmc::sample_parallel_tempering(gaussian, x0, pt);
-  CHECK((a.samples - b.samples).cwiseAbs().maxCoeff() == 0.0f);
-  CHECK(a.step_size == b.step_size);
-  CHECK((pa.samples - pb.samples).cwiseAbs().maxCoeff() == 0.0f);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(samples[i].allFinite());
+    CHECK((samples[i] - x0.replicate(1, 2)).cwiseAbs().maxCoeff() > 0.0);  // the chains moved
+    CHECK((samples[i] - samples[i + 3]).cwiseAbs().maxCoeff() == 0.0);
+  }
+}
 
-  // Without adaptation (which pools the chains' acceptance), chains c ≥ 100 run alone with first_chain = 100
-  // reproduce the same chains of the full run.
-  options.run.adapt = false;
-  const auto full = dqs::mcmc::sample_mala(gaussian, x0, options);
-  dqs::mcmc::MalaOptions tail = options;
-  tail.run.first_chain = 100;
-  const auto part = dqs::mcmc::sample_mala(gaussian, x0.rightCols(100), tail);
-  for (Index k = 0; k < 3; ++k)
-    CHECK((full.samples.middleCols(k * N + 100, 100) - part.samples.middleCols(k * 100, 100)).cwiseAbs().maxCoeff() ==
-          0.0f);
-  options.run.seed = 5;
-  const auto other = dqs::mcmc::sample_mala(gaussian, x0, options);
-  CHECK((other.samples - full.samples).cwiseAbs().maxCoeff() > 0.0f);
+TEST_CASE("Independent chains split into ranges reproduce the same chains; seeds matter", "[mcmc]") {
+  // Without pooled adaptation (which couples the chains through their mean acceptance), chains c ≥ 100
+  // run alone with first_chain = 100 reproduce the same chains of the full run.
+  CorrelatedGaussian<float> gaussian;
+  const Index N = 200;
+  const Matrix<float> x0 = gaussian_start<float>(N);
+  dqs::mcmc::MalaOptions options;
+  options.run = {.n_warmup = 20, .n_steps = 30, .thin = 10, .seed = 4};
+  for (const auto mode : {dqs::mcmc::StepAdaptation::none, dqs::mcmc::StepAdaptation::per_chain}) {
+    options.run.adaptation = mode;
+    const auto full = dqs::mcmc::sample_mala(gaussian, x0, options);
+    dqs::mcmc::MalaOptions tail = options;
+    tail.run.first_chain = 100;
+    const auto part = dqs::mcmc::sample_mala(gaussian, x0.rightCols(100), tail);
+    for (Index k = 0; k < 3; ++k)
+      CHECK((full.samples.middleCols(k * N + 100, 100) - part.samples.middleCols(k * 100, 100))
+                .cwiseAbs()
+                .maxCoeff() == 0.0f);
+    dqs::mcmc::MalaOptions reseeded = options;
+    reseeded.run.seed = 5;
+    CHECK((dqs::mcmc::sample_mala(gaussian, x0, reseeded).samples - full.samples).cwiseAbs().maxCoeff() > 0.0f);
+  }
 }
 
 TEST_CASE("MCMC bad input throws invalid_argument naming the parameter and value", "[mcmc]") {

@@ -30,7 +30,7 @@ Index hmc_step(const F& log_density, ChainState<S>& state, ConstValuesRef<S> ste
   Matrix<S> q = state.x, momentum(D, N);
   Vector<double> initial_h(N);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (N >= 64)
+#pragma omp parallel for schedule(static) if (detail::worth_threads(D, N))
 #endif
   for (Index j = 0; j < N; ++j) {
     Vector<S> noise(D);  // an aligned temporary, as in mala.hpp: bits independent of the column's address
@@ -46,18 +46,18 @@ Index hmc_step(const F& log_density, ChainState<S>& state, ConstValuesRef<S> ste
   for (Index l = 0; l < n_leapfrog; ++l) {
     const bool last = l + 1 == n_leapfrog;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (N >= 64)
+#pragma omp parallel for schedule(static) if (detail::worth_threads(D, N))
 #endif
     for (Index j = 0; j < N; ++j) q.col(j) += step_size[j] * momentum.col(j);
     log_density(q, log_p, grad);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (N >= 64)
+#pragma omp parallel for schedule(static) if (detail::worth_threads(D, N))
 #endif
     for (Index j = 0; j < N; ++j) momentum.col(j) += (last ? step_size[j] / S(2) : step_size[j]) * grad.col(j);
   }
 
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (N >= 64)
+#pragma omp parallel for schedule(static) if (detail::worth_threads(D, N))
 #endif
   for (Index j = 0; j < N; ++j) {
     const double final_h =
@@ -74,7 +74,7 @@ Index hmc_step(const F& log_density, ChainState<S>& state, ConstValuesRef<S> ste
 }
 
 struct HmcOptions {
-  double step_size = 0.05;          // initial ε (the adaptation's starting point, or fixed if !run.adapt)
+  double step_size = 0.05;          // initial ε (adaptation's start; fixed if run.adaptation is none)
   Index n_leapfrog = 10;            // L: evaluations per chain per iteration
   double target_acceptance = 0.65;  // optimal for HMC in high dimension (Beskos et al. 2013)
   RunSettings run;

@@ -29,7 +29,7 @@ void langevin_update(BatchRef<S> x, ConstBatchRef<S> grad_log_p, S step_size, co
                   x.rows(), "x", x.cols(), ", got ", grad_log_p.rows(), "x", grad_log_p.cols());
   const S noise_scale = std::sqrt(S(2) * step_size);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (x.cols() >= 64)
+#pragma omp parallel for schedule(static) if (detail::worth_threads(x.rows(), x.cols()))
 #endif
   for (Index j = 0; j < x.cols(); ++j) {
     Vector<S> noise(x.rows());  // aligned temporary: Stream::normal's float bits depend on the address
@@ -65,7 +65,7 @@ Index mala_step(const F& log_density, ChainState<S>& state, ConstValuesRef<S> st
 
   Matrix<S> proposal(D, N);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (N >= 64)
+#pragma omp parallel for schedule(static) if (detail::worth_threads(D, N))
 #endif
   for (Index j = 0; j < N; ++j) {
     Vector<S> noise(D);
@@ -79,7 +79,7 @@ Index mala_step(const F& log_density, ChainState<S>& state, ConstValuesRef<S> st
   log_density(proposal, proposal_log_p, proposal_grad);
 
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (N >= 64)
+#pragma omp parallel for schedule(static) if (detail::worth_threads(D, N))
 #endif
   for (Index j = 0; j < N; ++j) {
     const double h = static_cast<double>(step_size[j]);
@@ -120,7 +120,7 @@ StepResult mala_step(const F& log_density, BatchRef<S> x, S step_size, const ran
 // The sampler.
 
 struct MalaOptions {
-  double step_size = 0.01;           // initial h (the adaptation's starting point, or fixed if !run.adapt)
+  double step_size = 0.01;           // initial h (adaptation's start; fixed if run.adaptation is none)
   double target_acceptance = 0.574;  // optimal for MALA in high dimension (Roberts & Rosenthal 1998)
   RunSettings run;
 
@@ -136,8 +136,6 @@ struct MalaOptions {
 namespace dqs::detail {
 
 // The warm-up/sampling loop shared by MALA and HMC: kernel(state, step sizes, key, accept_prob) → evaluations.
-// One step size for all chains, adapted on the chains' mean acceptance probability (summed in column
-// order, so reproducible); frozen at StepSizeAdapter::final_step() after warm-up.
 template <Real S, class Kernel>
 mcmc::SampleResult<S> run_chains(mcmc::ChainState<S> state, Index initial_evaluations, const Kernel& kernel,
                                  double initial_step, double target_acceptance, const mcmc::RunSettings& run) {
@@ -149,20 +147,16 @@ mcmc::SampleResult<S> run_chains(mcmc::ChainState<S> state, Index initial_evalua
   result.evaluations = initial_evaluations;
   result.acceptance_rate = Vector<double>::Zero(N);
 
-  mcmc::StepSizeAdapter adapter(initial_step, target_acceptance);
-  double step = initial_step;
+  ChainStepSizes step_sizes(N, initial_step, target_acceptance, run);
   Vector<S> steps(N), accept(N);
   const Index total = run.n_warmup + run.n_steps;
   Index kept = 0;
   for (Index t = 0; t < total; ++t) {
-    const bool warmup = t < run.n_warmup;
-    if (t == run.n_warmup && run.adapt && run.n_warmup > 0) step = adapter.final_step();
-    if (warmup && run.adapt) step = adapter.step();
-    steps.setConstant(static_cast<S>(step));
+    step_sizes.steps<S>(t, steps);
     const random::StreamKey key{run.seed, run.first_chain, static_cast<std::uint32_t>(t), random::Purpose::mcmc, 0};
     result.evaluations += kernel(state, steps, key, accept);
-    if (warmup) {
-      if (run.adapt) adapter.update(accept.template cast<double>().mean());
+    if (t < run.n_warmup) {
+      step_sizes.record<S>(accept);
       continue;
     }
     result.acceptance_rate += accept.template cast<double>();
@@ -172,7 +166,7 @@ mcmc::SampleResult<S> run_chains(mcmc::ChainState<S> state, Index initial_evalua
   if (run.thin == 0) result.samples = state.x;
   result.acceptance_rate /= static_cast<double>(run.n_steps);
   result.mean_acceptance_rate = result.acceptance_rate.mean();
-  result.step_size = step;
+  result.step_size = step_sizes.current();
   return result;
 }
 

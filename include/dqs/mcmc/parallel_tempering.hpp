@@ -38,6 +38,7 @@ struct ParallelTemperingOptions {
   std::vector<double> temperatures = geometric_ladder(10.0, 5);  // strictly increasing; samples from level 0
   ReplicaKernel kernel = ReplicaKernel::mala;
   double step_size = 0.01;           // initial step at T_0; level k starts at step_size·T_k/T_0
+                                     // (run.adaptation pooled: one step per level; per_chain: per replica)
   Index n_leapfrog = 10;             // HMC only
   double target_acceptance = 0.574;  // per level (0.574 suits MALA; use ≈ 0.65 with HMC)
   RunSettings run;
@@ -73,7 +74,7 @@ struct ParallelTemperingResult {
   Index evaluations = 0;            // all levels, warm-up and initial states included
   Vector<double> acceptance_rate;   // per level: mean move acceptance probability after warm-up
   Vector<double> swap_rate;         // per pair (k, k+1): mean swap acceptance probability after warm-up
-  Vector<double> step_size;         // per level: the frozen step size
+  Matrix<double> step_size;         // L × N: the frozen step size of each level and chain
   std::vector<double> temperatures;
 };
 
@@ -95,17 +96,17 @@ ParallelTemperingResult<typename E::Scalar> sample_parallel_tempering(const E& e
 
   std::vector<EnergyLogDensity<E>> densities;
   std::vector<ChainState<S>> states;
-  std::vector<StepSizeAdapter> adapters;
-  std::vector<double> beta(level(L)), step(level(L));
+  std::vector<detail::ChainStepSizes> step_sizes;
+  std::vector<double> beta(level(L));
   ParallelTemperingResult<S> result;
   result.temperatures = options.temperatures;
   for (Index k = 0; k < L; ++k) {
     const double temperature = options.temperatures[level(k)];
     beta[level(k)] = 1.0 / temperature;
-    step[level(k)] = options.step_size * temperature / options.temperatures[0];
     densities.emplace_back(energy, temperature);
     states.push_back(make_chain_state<S>(densities.back(), x0));
-    adapters.emplace_back(step[level(k)], options.target_acceptance);
+    step_sizes.emplace_back(N, options.step_size * temperature / options.temperatures[0], options.target_acceptance,
+                            run);
   }
   result.evaluations = L * N;
   result.n_chains = N;
@@ -122,10 +123,7 @@ ParallelTemperingResult<typename E::Scalar> sample_parallel_tempering(const E& e
   for (Index t = 0; t < total; ++t) {
     const bool warmup = t < run.n_warmup;
     for (Index k = 0; k < L; ++k) {
-      auto& adapter = adapters[level(k)];
-      if (t == run.n_warmup && run.adapt && run.n_warmup > 0) step[level(k)] = adapter.final_step();
-      if (warmup && run.adapt) step[level(k)] = adapter.step();
-      steps.setConstant(static_cast<S>(step[level(k)]));
+      step_sizes[level(k)].template steps<S>(t, steps);
       const random::StreamKey key{run.seed, run.first_chain, static_cast<std::uint32_t>(t), random::Purpose::mcmc,
                                   static_cast<std::uint32_t>(k)};
       if (options.kernel == ReplicaKernel::mala)
@@ -133,12 +131,10 @@ ParallelTemperingResult<typename E::Scalar> sample_parallel_tempering(const E& e
       else
         result.evaluations +=
             hmc_step<S>(densities[level(k)], states[level(k)], steps, options.n_leapfrog, key, accept);
-      const double mean_accept = accept.template cast<double>().mean();
-      if (warmup) {
-        if (run.adapt) adapter.update(mean_accept);
-      } else {
-        result.acceptance_rate[k] += mean_accept;
-      }
+      if (warmup)
+        step_sizes[level(k)].template record<S>(accept);
+      else
+        result.acceptance_rate[k] += accept.template cast<double>().mean();
     }
 
     const random::StreamKey swap_key{run.seed, run.first_chain, static_cast<std::uint32_t>(t),
@@ -148,7 +144,7 @@ ParallelTemperingResult<typename E::Scalar> sample_parallel_tempering(const E& e
       ChainState<S>& high = states[level(k + 1)];
       const double beta_low = beta[level(k)], beta_high = beta[level(k + 1)];
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (N >= 64)
+#pragma omp parallel for schedule(static) if (detail::worth_threads(D, N))
 #endif
       for (Index c = 0; c < N; ++c) {
         const double energy_low = -static_cast<double>(low.log_p[c]) / beta_low;
@@ -181,8 +177,8 @@ ParallelTemperingResult<typename E::Scalar> sample_parallel_tempering(const E& e
   result.acceptance_rate /= static_cast<double>(run.n_steps);
   for (Index k = 0; k + 1 < L; ++k)
     result.swap_rate[k] = swap_attempts[k] > 0 ? result.swap_rate[k] / swap_attempts[k] : 0.0;
-  result.step_size.resize(L);
-  for (Index k = 0; k < L; ++k) result.step_size[k] = step[level(k)];
+  result.step_size.resize(L, N);
+  for (Index k = 0; k < L; ++k) result.step_size.row(k) = step_sizes[level(k)].current().transpose();
   return result;
 }
 
