@@ -51,14 +51,12 @@ Matrix<S> centre_of_mass(const ParticleLayout& layout, ConstBatchRef<S> x) {
 
 // In place x_i ← x_i − x̄ for every column. The map is the orthogonal projection P = (I_n − 11ᵀ/n) ⊗ I_d,
 // so it serves points and, equally, scores or gradients (the component along a translation removed).
+// Serial: a few flops per coordinate cost less than waking an OpenMP team.
 template <Real S>
 void remove_centre_of_mass(const ParticleLayout& layout, BatchRef<S> x) {
   layout.require_dim(x.rows(), "batch");
   const Index n = layout.n_particles(), d = layout.spatial_dim();
   const S inv_n = S(1) / static_cast<S>(n);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (x.cols() >= 1024)
-#endif
   for (Index j = 0; j < x.cols(); ++j) {
     auto column = x.col(j);
     for (Index k = 0; k < d; ++k) {
@@ -122,9 +120,6 @@ void clip_particle_norms(const ParticleLayout& layout, S max_norm, BatchRef<S> g
   layout.require_dim(g.rows(), "batch");
   const Index n = layout.n_particles(), d = layout.spatial_dim();
   const double limit = static_cast<double>(max_norm);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (g.cols() >= 1024)
-#endif
   for (Index j = 0; j < g.cols(); ++j) {
     for (Index i = 0; i < n; ++i) {
       auto v = g.col(j).segment(i * d, d);

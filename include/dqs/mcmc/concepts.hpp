@@ -1,6 +1,14 @@
 // MCMC building blocks on the D×N batch layout (one chain per column): the log-density callable the
 // kernels move on (log p = −E/T for an energy), the chain state a kernel updates in place, and the
 // shared options checks. Kernels: mala.hpp, hmc.hpp; replica exchange: parallel_tempering.hpp.
+//
+// Single steps, for samplers and for a predictor–corrector integrator's corrector (F a LogDensity<S>):
+//   langevin_update<S>(x, grad_log_p, h, key)               x += h·grad + √(2h)ξ          (0 evaluations)
+//   langevin_step<S>(f, x, h, key) → StepResult             ULA step                       (N evaluations)
+//   mala_step<S>(f, x, h, key) → StepResult                 MALA step from scratch         (2N evaluations)
+//   mala_step<S>(f, state, h_per_chain, key, accept) → Index   MALA on a kept ChainState   (N evaluations)
+//   hmc_step<S>(f, state, h_per_chain, L, key, accept) → Index HMC on a kept ChainState    (N·L evaluations)
+// ξ of column j comes from Stream(key, j); Metropolis uniforms from Purpose::accept (see mala.hpp).
 #pragma once
 
 #include "dqs/detail/check.hpp"
