@@ -54,7 +54,7 @@ void BM_MlpTrainStep(benchmark::State& state) {
   }
   set_counters(state, static_cast<double>(net.num_weights()), batch);
 }
-BENCHMARK(BM_MlpTrainStep)->ArgName("batch")->Arg(32)->Arg(256)->Arg(1024)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MlpTrainStep)->ArgName("batch")->Arg(32)->Arg(256)->Arg(1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // The parts of one step, to see where the time goes.
 void BM_MlpForwardTrain(benchmark::State& state) {
@@ -88,7 +88,7 @@ void BM_EigenGemm(benchmark::State& state) {
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * 256 * 256 * 1024 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_EigenGemm)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EigenGemm)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // The same training step with gradients from the tape (matmul/add_bias/relu ops) instead of the
 // hand-derived backward.
