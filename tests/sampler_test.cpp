@@ -4,6 +4,7 @@
 // and the training-free sampler (MonteCarloScore, blend form) on GMM-40 hitting every mode.
 #include "dqs/energy/gaussian_mixture.hpp"
 #include "dqs/energy/gmm40.hpp"
+#include "dqs/metrics/modes.hpp"
 #include "dqs/sampler/boltzmann_sampler.hpp"
 #include "dqs/schedule/ve_geometric.hpp"
 #include "dqs/schedule/vp_cosine.hpp"
@@ -269,19 +270,25 @@ TEST_CASE("Training-free sampler on GMM-40: every mode hit, TV to uniform weight
   CHECK(result.energy_evaluations == 100 * n * 200);
   REQUIRE(result.samples.allFinite());
   const Eigen::MatrixXd means = dqs::gmm40_means();
-  std::vector<int> counts(40, 0);
+  const std::vector<Index> counts = dqs::metrics::nearest_mode_counts(result.samples, means);
+  REQUIRE(counts.size() == 40);
+  // Cross-check the metric with a nearest-mean assignment written out here.
+  std::vector<Index> own_counts(40, 0);
   for (Index j = 0; j < n; ++j) {
     Index nearest = 0;
     (means.colwise() - result.samples.col(j).cast<double>()).colwise().squaredNorm().minCoeff(&nearest);
-    ++counts[static_cast<std::size_t>(nearest)];
+    ++own_counts[static_cast<std::size_t>(nearest)];
   }
+  CHECK(counts == own_counts);
   double tv = 0;
   for (std::size_t c = 0; c < 40; ++c) {
     INFO("mode " << c << " at " << means.col(static_cast<Index>(c)).transpose() << ": " << counts[c] << " samples");
     CHECK(counts[c] >= n / 100);
-    tv += 0.5 * std::abs(counts[c] / static_cast<double>(n) - 1.0 / 40);
+    tv += 0.5 * std::abs(static_cast<double>(counts[c]) / static_cast<double>(n) - 1.0 / 40);
   }
-  CHECK(tv <= 0.12);
+  CHECK(dqs::metrics::modes_hit(counts, 0.01) == 40);
+  CHECK(dqs::metrics::total_variation(counts) == Approx(tv).margin(1e-12));
+  CHECK(dqs::metrics::total_variation(counts) <= 0.12);
   // Samples sit on the modes, not between them or spread wider: for exact samples the distance to
   // the nearest mean is at most the distance to their own component's mean, Rayleigh(σ) with mean
   // σ√(π/2) ≈ 1.65 and sd σ√((4 − π)/2); bound: that mean + 5 SE of an average over n.
