@@ -78,7 +78,10 @@ TEST_CASE("LennardJones: batched values match the README formula evaluated direc
     Matrix<double> grad(n * d, 35);
     lj.energy_and_gradient(block, values, grad);
     lj.energy(block, only);
-    CHECK((only - values).cwiseAbs().maxCoeff() == 0.0);
+    // energy() and energy_and_gradient() are separate kernels; with -march=native the compiler may
+    // contract different products into FMAs in each, so they agree to rounding (a few ulp of the
+    // largest pair term, ~1e-15 relative), not bit for bit.
+    CHECK((only - values).cwiseAbs().maxCoeff() <= 1e-13 * values.cwiseAbs().maxCoeff());
     for (Index j = 0; j < 35; ++j)
       CHECK(values[j] == Approx(direct_energy(block.col(j), n, d, 1.3, 0.9, 0.5)).epsilon(1e-11));
   }
