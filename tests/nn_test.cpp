@@ -292,6 +292,15 @@ TEST_CASE("nn: sinusoidal embedding", "[nn]") {
         CHECK(out(r * 6 + k, j) == Approx(std::sin(e.frequencies()[k] * c(r, j))).margin(1e-15));
         CHECK(out(r * 6 + 3 + k, j) == Approx(std::cos(e.frequencies()[k] * c(r, j))).margin(1e-15));
       }
+  // A batch sharing one condition (embedded once) gives the same bits as a mixed batch.
+  Matrix<double> same(1, 3), mixed(1, 3);
+  same << 0.3, 0.3, 0.3;
+  mixed << 0.3, 0.3, 0.7;
+  Matrix<double> out_same(6, 3), out_mixed(6, 3);
+  e.embed(same, out_same);
+  e.embed(mixed, out_mixed);
+  CHECK(out_same.leftCols(2) == out_mixed.leftCols(2));
+  CHECK(out_same.col(2) != out_mixed.col(2));
   CHECK_THROWS_AS(dqs::nn::SinusoidalEmbedding<double>(5), std::invalid_argument);
   CHECK_THROWS_AS(dqs::nn::SinusoidalEmbedding<double>(4, 10.0, 1.0), std::invalid_argument);
   CHECK_THROWS_AS(e.embed(c, out.topRows(6)), std::invalid_argument);

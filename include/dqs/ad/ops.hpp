@@ -355,7 +355,12 @@ Var<S> add_bias(Var<S> x, Var<S> bias) {
   if (grad_x || grad_b)
     t.record([x, bias, y, grad_x, grad_b] {
       if (grad_x) x.mutable_adjoint() += y.gradient();
-      if (grad_b) bias.mutable_adjoint() += y.gradient().rowwise().sum();
+      if (grad_b) {
+        // Column by column: vectorised, unlike Eigen's rowwise().sum() on column-major data.
+        auto b = bias.mutable_adjoint().col(0);
+        const auto g = y.gradient();
+        for (Index j = 0; j < g.cols(); ++j) b += g.col(j);
+      }
     });
   return y;
 }

@@ -38,13 +38,26 @@ class SinusoidalEmbedding {
   void embed(ConstBatchRef<S> c, BatchRef<S> out) const {
     dqs::detail::require(out.rows() == c.rows() * dim_ && out.cols() == c.cols(), "nn::SinusoidalEmbedding: out is ",
                          out.rows(), "x", out.cols(), ", expected ", c.rows() * dim_, "x", c.cols());
+    // Each embedding is computed into the same aligned buffer and copied, so a sample's features
+    // do not depend on its position in the batch (Eigen rounds vectorised and scalar tails differently).
     const Index k = dim_ / 2;
-    for (Index j = 0; j < c.cols(); ++j)
-      for (Index r = 0; r < c.rows(); ++r) {
-        const auto phase = (frequencies_ * c(r, j)).array();
-        out.col(j).segment(r * dim_, k) = phase.sin().matrix();
-        out.col(j).segment(r * dim_ + k, k) = phase.cos().matrix();
+    Vector<S> e(dim_);
+    const auto fill = [&](S value) {
+      e.head(k) = (frequencies_ * value).array().sin().matrix();
+      e.tail(k) = (frequencies_ * value).array().cos().matrix();
+    };
+    for (Index r = 0; r < c.rows(); ++r) {
+      if (c.cols() > 1 && (c.row(r).array() == c(r, 0)).all()) {
+        // One condition for the whole batch (a sampler's time step): embed once.
+        fill(c(r, 0));
+        out.middleRows(r * dim_, dim_).colwise() = e;
+        continue;
       }
+      for (Index j = 0; j < c.cols(); ++j) {
+        fill(c(r, j));
+        out.col(j).segment(r * dim_, dim_) = e;
+      }
+    }
   }
 
  private:
