@@ -78,18 +78,19 @@ TEST_CASE("DoubleWell: batched values match a direct evaluation for any batch si
   for (const auto& [n, d] : std::vector<std::pair<Index, Index>>{{4, 2}, {3, 3}, {5, 1}, {4, 4}}) {
     const dqs::DoubleWell<double> dw(n, d, 0.7, -3.0, 2.5);
     REQUIRE(dw.dim() == n * d);
-    // 37 columns: two full blocks of 16 and a padded tail; a middle block of columns is a strided Ref.
-    const Matrix<double> x = random_configurations(n * d, 40, 7, 2.0);
-    const auto block = x.middleCols(3, 37);
-    Vector<double> values(37);
-    Matrix<double> grad(n * d, 37);
+    // Two full blocks of the kernel and a padded tail; a middle block of columns is a strided Ref.
+    const Index B = dqs::detail::pair_block, N = 2 * B + 5;
+    const Matrix<double> x = random_configurations(n * d, N + 3, 7, 2.0);
+    const auto block = x.middleCols(3, N);
+    Vector<double> values(N);
+    Matrix<double> grad(n * d, N);
     dw.energy_and_gradient(block, values, grad);
-    for (Index j = 0; j < 37; ++j)
+    for (Index j = 0; j < N; ++j)
       CHECK(values[j] == Approx(direct_energy(block.col(j), n, d, 0.7, -3.0, 2.5)).epsilon(1e-12).margin(1e-12));
-    Vector<double> only(37);
+    Vector<double> only(N);
     dw.energy(block, only);
     CHECK((only - values).cwiseAbs().maxCoeff() == 0.0);
-    for (const Index size : {1, 15, 16, 17}) {
+    for (const Index size : {Index(1), B - 1, B, B + 1}) {
       Vector<double> part(size);
       dw.energy(x.middleCols(3, size), part);
       CHECK((part - values.head(size)).cwiseAbs().maxCoeff() == 0.0);  // a column's bits ignore the batch
