@@ -181,7 +181,8 @@ TEST_CASE("nn: weighted_mse_gradient is the gradient of the weighted loss", "[nn
 
 TEMPLATE_TEST_CASE("nn: an MLP fits a smooth function", "[nn]", float, double) {
   using S = TestType;
-  // f(x) = sin(2x₁)·cos(x₂) + 0.5x₁ on [−1.5, 1.5]²; 512 training points, full-batch Adam.
+  // f(x) = sin(2x₁)·cos(x₂) + 0.5x₁ on [−1.5, 1.5]²; 256 training points, full-batch Adam (sized so
+  // that the test stays a few seconds in an unoptimised Debug build).
   const auto target = [](const Matrix<S>& x) {
     Matrix<S> y(1, x.cols());
     for (Index j = 0; j < x.cols(); ++j)
@@ -198,23 +199,23 @@ TEMPLATE_TEST_CASE("nn: an MLP fits a smooth function", "[nn]", float, double) {
     }
     return x;
   };
-  const Matrix<S> x = uniform_points(512, 11), y = target(x);
+  const Matrix<S> x = uniform_points(256, 11), y = target(x);
   const Matrix<S> x_test = uniform_points(1000, 12), y_test = target(x_test);
 
   MlpConfig config;
   config.input_dim = 2;
-  config.hidden = {64, 64};
+  config.hidden = {32, 32};
   config.output_dim = 1;
   config.activation = Activation::silu;
   Mlp<S> net(config, 13);
-  dqs::train::Adam<S> adam(net.num_parameters(), {.learning_rate = 3e-3});
+  dqs::train::Adam<S> adam(net.num_parameters(), {.learning_rate = 1e-2});
   // Eigen would split these small GEMMs over OpenMP threads, which only costs time (a lot of it on
   // a loaded machine).
   dqs::detail::ThreadScope one_thread(1);
   Vector<S> grad(net.num_parameters());
   MlpWorkspace<S> ws;
-  for (int step = 0; step < 1500; ++step) {
-    if (step == 1000) adam.set_learning_rate(1e-3);
+  for (int step = 0; step < 1000; ++step) {
+    if (step == 667) adam.set_learning_rate(2e-3);
     net.weighted_mse_gradient(x, y, Vector<S>(), grad, ws);
     adam.step(net.parameters(), grad);
   }
