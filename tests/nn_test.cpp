@@ -92,6 +92,12 @@ TEST_CASE("nn: hand-derived MLP backward equals the tape's", "[nn]") {
 
         MlpWorkspace<double> ws;
         const Matrix<double> out = conditions ? net.forward_train(x, c, ws) : net.forward_train(x, ws);
+        // Inference on the same workspace between forward_train and backward leaves the cache intact.
+        Matrix<double> other(2, 5);
+        if (conditions)
+          net.forward(normal_batch<double>(3, 5, 5), normal_batch<double>(1, 5, 6), other, ws);
+        else
+          net.forward(normal_batch<double>(3, 5, 5), other, ws);
         Vector<double> grad(net.num_parameters());
         Matrix<double> d_x(3, n);
         net.backward(d_out, ws, grad, d_x);

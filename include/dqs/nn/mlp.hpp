@@ -74,7 +74,8 @@ class MlpWorkspace {
 
  private:
   friend class Mlp<S>;
-  Matrix<S> input_;               // [x; e(c)]
+  Matrix<S> input_;               // [x; e(c)] of forward_train
+  Matrix<S> infer_input_;         // [x; e(c)] of forward (kept apart so inference leaves the cache intact)
   std::vector<Matrix<S>> pre_;    // z_l = W_l h_{l−1} + b_l; the last one is the output; δ_l after backward
   std::vector<Matrix<S>> post_;   // h_l of the hidden layers
   Matrix<S> a_, b_;               // ping-pong buffers (inference activations, backward ḣ)
@@ -171,8 +172,8 @@ class Mlp {
   void forward(ConstBatchRef<S> x, ConstBatchRef<S> c, BatchRef<S> out, MlpWorkspace<S>& ws) const {
     check_inputs("forward", x, &c);
     check_out("forward", out, x.cols());
-    build_input(x, c, ws);
-    infer(ws.input_, out, ws);
+    build_input(x, c, ws.infer_input_);
+    infer(ws.infer_input_, out, ws);
   }
   Matrix<S> forward(ConstBatchRef<S> x) const {
     MlpWorkspace<S> ws;
@@ -196,7 +197,7 @@ class Mlp {
   }
   const Matrix<S>& forward_train(ConstBatchRef<S> x, ConstBatchRef<S> c, MlpWorkspace<S>& ws) const {
     check_inputs("forward_train", x, &c);
-    build_input(x, c, ws);
+    build_input(x, c, ws.input_);
     return train_forward(ws);
   }
 
@@ -388,10 +389,10 @@ class Mlp {
                            "nn::Mlp: tape parameters of layer ", l, " have the wrong shape");
   }
 
-  void build_input(ConstBatchRef<S> x, ConstBatchRef<S> c, MlpWorkspace<S>& ws) const {
-    ws.input_.resize(config_.network_input_dim(), x.cols());
-    ws.input_.topRows(input_dim()) = x;
-    embedding_->embed(c, ws.input_.bottomRows(condition_dim() * config_.embedding_dim));
+  void build_input(ConstBatchRef<S> x, ConstBatchRef<S> c, Matrix<S>& input) const {
+    input.resize(config_.network_input_dim(), x.cols());
+    input.topRows(input_dim()) = x;
+    embedding_->embed(c, input.bottomRows(condition_dim() * config_.embedding_dim));
   }
 
   // z = W_l in + b_l: the bias is written first and the GEMM accumulates onto it (Eigen's GEMM adds
