@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <functional>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -98,7 +99,7 @@ TEST_CASE("ad: elementwise functions match finite differences", "[ad]") {
         [](Tape<double>&, const Vars& v) { return dqs::ad::silu(v[0]); }, {x});
   check("gelu (tanh form)", [](const Inputs& in) {
           const auto u = in[0].array();
-          return Matrix<double>(0.5 * u * (1 + (std::sqrt(2 / M_PI) * (u + 0.044715 * u * u * u)).tanh()));
+          return Matrix<double>(0.5 * u * (1 + (std::sqrt(2 / std::numbers::pi) * (u + 0.044715 * u * u * u)).tanh()));
         },
         [](Tape<double>&, const Vars& v) { return dqs::ad::gelu(v[0]); }, {x});
   check("tanh", [](const Inputs& in) { return Matrix<double>(in[0].array().tanh()); },
