@@ -54,7 +54,13 @@ void BM_MlpTrainStep(benchmark::State& state) {
   }
   set_counters(state, static_cast<double>(net.num_weights()), batch);
 }
-BENCHMARK(BM_MlpTrainStep)->ArgName("batch")->Arg(32)->Arg(256)->Arg(1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MlpTrainStep)
+    ->ArgName("batch")
+    ->Arg(32)
+    ->Arg(256)
+    ->Arg(1024)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // The parts of one step, to see where the time goes.
 void BM_MlpForwardTrain(benchmark::State& state) {

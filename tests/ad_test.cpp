@@ -109,7 +109,8 @@ TEST_CASE("ad: elementwise functions match finite differences", "[ad]") {
   check("softplus", [](const Inputs& in) { return Matrix<double>((1 + in[0].array().exp()).log()); },
         [](Tape<double>&, const Vars& v) { return dqs::ad::softplus(v[0]); }, {x});
   check("softplus at large |x|", [](const Inputs& in) {
-          return Matrix<double>(in[0].unaryExpr([](double u) { return u > 0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u)); }));
+          return Matrix<double>(in[0].unaryExpr(
+              [](double u) { return u > 0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u)); }));
         },
         [](Tape<double>&, const Vars& v) { return dqs::ad::softplus(v[0]); }, {Matrix<double>(x * 40.0)});
   check("exp", [](const Inputs& in) { return Matrix<double>(in[0].array().exp()); },

@@ -30,7 +30,8 @@ Matrix<S> normal_batch(Index rows, Index cols, std::uint64_t seed) {
 
 // Particles near a cubic/square lattice of spacing `spacing` plus noise of std `jitter`: no overlaps.
 template <class S>
-Matrix<S> lattice_batch(Index particles, Index spatial_dim, Index n, double spacing, double jitter, std::uint64_t seed) {
+Matrix<S> lattice_batch(Index particles, Index spatial_dim, Index n, double spacing, double jitter,
+                        std::uint64_t seed) {
   Matrix<S> x = normal_batch<S>(particles * spatial_dim, n, seed) * S(jitter);
   const Index side = static_cast<Index>(std::ceil(std::pow(static_cast<double>(particles), 1.0 / spatial_dim)));
   for (Index p = 0; p < particles; ++p) {
@@ -159,7 +160,8 @@ TEMPLATE_TEST_CASE("AutodiffEnergy: DW-4 and LJ-13 written on the tape match the
     auto centre = ad::slice_rows(x, 0, 3);
     for (Index p = 1; p < 13; ++p) centre = centre + ad::slice_rows(x, 3 * p, 3);
     centre = centre * S(1.0 / 13);
-    for (Index p = 0; p < 13; ++p) energy = energy + S(0.5) * ad::colwise_squared_norm(ad::slice_rows(x, 3 * p, 3) - centre);
+    for (Index p = 0; p < 13; ++p)
+      energy = energy + S(0.5) * ad::colwise_squared_norm(ad::slice_rows(x, 3 * p, 3) - centre);
     (void)tape;
     return energy;
   });

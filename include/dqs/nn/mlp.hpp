@@ -203,7 +203,9 @@ class Mlp {
 
   // grad (num_parameters(), overwritten) = ∂L/∂θ given d_out = ∂L/∂f of the last forward_train on ws,
   // whose cache this consumes.
-  void backward(ConstBatchRef<S> d_out, MlpWorkspace<S>& ws, ParamRef grad) const { train_backward(d_out, ws, grad, nullptr); }
+  void backward(ConstBatchRef<S> d_out, MlpWorkspace<S>& ws, ParamRef grad) const {
+    train_backward(d_out, ws, grad, nullptr);
+  }
   // Also d_x = ∂L/∂x (input_dim × N), e.g. ∇_a Q(s, a) of a critic; not w.r.t. the conditions.
   void backward(ConstBatchRef<S> d_out, MlpWorkspace<S>& ws, ParamRef grad, BatchRef<S> d_x) const {
     train_backward(d_out, ws, grad, &d_x);

@@ -156,7 +156,8 @@ class ArchiveReader {
     std::uint32_t version = 0, kind_length = 0;
     std::memcpy(&version, data_.data() + 8, 4);
     std::memcpy(&kind_length, data_.data() + 12, 4);
-    if (version != archive_version) fail("unsupported format version ", version, " (this build reads ", archive_version, ")");
+    if (version != archive_version)
+      fail("unsupported format version ", version, " (this build reads ", archive_version, ")");
     if (kind_length > 1024 || data_.size() < fixed + kind_length + 16)
       fail("truncated (", data_.size(), " bytes)");
     const std::string kind(reinterpret_cast<const char*>(data_.data()) + fixed, kind_length);

@@ -126,7 +126,8 @@ class Adam {
   // Requires the same number of parameters; everything else is taken from the archive.
   void read(nn::ArchiveReader& r) {
     const std::uint64_t scalar = r.read_u64("scalar size");
-    if (scalar != sizeof(S)) r.fail("stores ", scalar * 8, "-bit optimiser state, this optimiser is ", sizeof(S) * 8, "-bit");
+    if (scalar != sizeof(S))
+      r.fail("stores ", scalar * 8, "-bit optimiser state, this optimiser is ", sizeof(S) * 8, "-bit");
     const std::uint64_t n = r.read_u64("number of parameters");
     if (n != static_cast<std::uint64_t>(m_.size()))
       r.fail("optimiser state for ", n, " parameters, this optimiser has ", m_.size());
