@@ -1,6 +1,6 @@
 // Predictor–corrector (Song et al. 2021): an Euler–Maruyama predictor step to t − dt, then M corrector
-// steps at t − dt targeting p_{t−dt}: Langevin x ← x + ε S + √(2ε) z with ε = 2(r‖z‖/‖S‖)² per sample
-// (signal-to-noise ratio r), or MALA (same proposal, Metropolis-adjusted with log p_t estimates).
+// steps at t − dt targeting p_{t−dt}: Langevin x ← x + ε S + √(2ε) z, or MALA (same proposal,
+// Metropolis-adjusted with log p_t estimates). ε = 2(r·s(t)/a(t))² depends on t only (r = `snr`).
 #pragma once
 
 #include "dqs/detail/check.hpp"
@@ -16,7 +16,7 @@ enum class Corrector { langevin, mala };
 struct PredictorCorrectorOptions {
   int corrector_steps = 1;
   Corrector corrector = Corrector::langevin;
-  double snr = 0.16;                 // r of the step-size rule
+  double snr = 0.16;                 // r: corrector step ε = 2(r·s(t)/a(t))², a fraction of the noise scale
   double predictor_diffusion_scale = 1.0;
 };
 
@@ -48,12 +48,10 @@ class PredictorCorrector {
       const std::uint32_t draw = 16 + 4 * static_cast<std::uint32_t>(m);
       ctx.score(x, t_next, score, draw);
       ctx.normal(noise, draw);
-      for (Index j = 0; j < n; ++j) {
-        const double score_norm = score.col(j).template cast<double>().norm();
-        const double noise_norm = noise.col(j).template cast<double>().norm();
-        const double ratio = score_norm > 0 ? options_.snr * noise_norm / score_norm : 0.0;
-        step_size[j] = static_cast<S>(2 * ratio * ratio);
-      }
+      // A state-independent step: a per-sample rule such as ε = 2(r‖z‖/‖S‖)² blows up near modes
+      // (‖S‖ → 0) and makes the MALA ratio invalid, since ε would depend on x and z.
+      const double scale = options_.snr * schedule_ratio(ctx.schedule(), t_next);
+      step_size.setConstant(static_cast<S>(2 * scale * scale));
       if (options_.corrector == Corrector::langevin) {
         langevin(x, score, noise, step_size);
         continue;
@@ -67,6 +65,11 @@ class PredictorCorrector {
   }
 
  private:
+  template <class Sch>
+  static double schedule_ratio(const Sch& schedule, double t) {
+    return schedule.sigma(t) / schedule.alpha(t);
+  }
+
   template <Real S>
   static void langevin(BatchRef<S> x, const Matrix<S>& score, const Matrix<S>& noise, const Vector<S>& step_size) {
     for (Index j = 0; j < x.cols(); ++j)
