@@ -19,4 +19,5 @@
 #include "dqs/sde/euler_maruyama.hpp"
 #include "dqs/sde/heun.hpp"
 #include "dqs/sde/predictor_corrector.hpp"
+#include "dqs/sde/ancestral.hpp"
 #include "dqs/sampler/boltzmann_sampler.hpp"
