@@ -282,6 +282,47 @@ void BM_DqsAct(benchmark::State& state) {
 }
 BENCHMARK(BM_DqsAct)->ArgName("deterministic")->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
+// rl::Critic's shared-state path against its batch path at Pendulum sizes (observation 3, action 1, critic 2×256
+// ReLU, 256 states × K proposals, as QEnergy's Monte Carlo score asks): value_and_action_gradient_at_state once
+// per state on its K actions (each member's W_s·s + b_0 computed once per state) against one
+// value_and_action_gradient call on the state repeated K times. Arguments (shared, K); 1 thread.
+void BM_CriticActionGradientPendulum(benchmark::State& state) {
+  dqs::detail::ThreadScope threads(1);
+  constexpr Index obs = 3, act = 1, states = 256;
+  const bool shared = state.range(0) != 0;
+  const Index k = state.range(1);
+  dqs::rl::CriticConfig config;
+  config.hidden = {256, 256};
+  const dqs::rl::Critic<S> critic(obs, act, config, 1);
+  const Matrix<S> s = normal_batch(obs, states, 1);
+  const Matrix<S> actions = (normal_batch(act, states * k, 2).array() * S(0.5)).tanh().matrix();
+  Matrix<S> repeated(obs, states * k);
+  for (Index j = 0; j < states; ++j) repeated.middleCols(j * k, k) = s.col(j).replicate(1, k);
+  Vector<S> values(states * k);
+  Matrix<S> grad(act, states * k);
+  for (auto _ : state) {
+    if (shared) {
+      for (Index j = 0; j < states; ++j)
+        critic.value_and_action_gradient_at_state(s.col(j), actions.middleCols(j * k, k), values.segment(j * k, k),
+                                                  grad.middleCols(j * k, k));
+    } else {
+      critic.value_and_action_gradient(repeated, actions, values, grad);
+    }
+    benchmark::DoNotOptimize(values.data());
+    benchmark::DoNotOptimize(grad.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["actions/s"] =
+      benchmark::Counter(static_cast<double>(states * k), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_CriticActionGradientPendulum)
+    ->ArgNames({"shared", "K"})
+    ->Args({0, 16})
+    ->Args({1, 16})
+    ->Args({0, 100})
+    ->Args({1, 100})
+    ->Unit(benchmark::kMicrosecond);
+
 // Eigen's float GEMM at the update's dominant shape (256×256 times 256×1024), the ceiling's rate.
 void BM_EigenGemm(benchmark::State& state) {
   const Matrix<S> w = normal_batch(kWidth, kWidth, 8), x = normal_batch(kWidth, 1024, 9);

@@ -3,7 +3,11 @@
 // points evaluated per second (wall clock); the argument pair is (batch, threads).
 #include "dqs/energy/double_well.hpp"
 #include "dqs/energy/lennard_jones.hpp"
+#include "dqs/energy/particles.hpp"
+#include "dqs/detail/parallel.hpp"
 #include "dqs/random/philox.hpp"
+#include "dqs/schedule/ve_geometric.hpp"
+#include "dqs/score/posterior_mcmc.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -65,6 +69,48 @@ void lj13_energy_only_f64(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// PosteriorMcmcScore on DW-4 as benchmark_table's diffusion-posterior row runs it (budget 2·10³: C = 1 chain of
+// M = 4 MALA steps from x/a, burn-in 2, h ≤ 0.05, ε = 0.5, blend τ 1, per-particle clip 100; VEGeometric(0.01, 3)
+// at t = 0.5) on 1000 points, with batch_columns 1 (one chain per energy call: the pair kernel's 32-point SIMD
+// blocks hold one point) against 64 (64 points' chains per call). Arguments (batch_columns, threads); counters:
+// scores_per_s (points) and evals_per_s (energy+gradient evaluations), wall clock; CPU time is the process's.
+void dw4_posterior_mcmc_score(benchmark::State& state) {
+  const dqs::DoubleWell<double> energy;
+  const dqs::VEGeometric schedule(0.01, 3.0);
+  dqs::PosteriorMcmcScoreOptions o;
+  o.chains = 1;
+  o.steps = 4;
+  o.burn_in = 2;
+  o.step_size = 0.05;
+  o.noise_step = 0.5;
+  o.blend_scale = 1;
+  o.clip = 100;
+  o.clip_block = energy.layout().spatial_dim();
+  o.batch_columns = state.range(0);
+  const dqs::PosteriorMcmcScore estimator(o);
+  dqs::detail::ThreadScope threads(static_cast<int>(state.range(1)));
+  constexpr dqs::Index batch = 1000;
+  const double t = 0.5;
+  // Points x = x0 + s(t)·ε with x0 from the centre-of-mass-free N(0, 2²) (typical DW-4 distances).
+  dqs::Matrix<double> x = dqs::sample_centre_of_mass_free_normal<double>(
+      energy.layout(), batch, {.seed = 1, .purpose = dqs::random::Purpose::user}, 2.0);
+  x += schedule.sigma(t) * dqs::sample_centre_of_mass_free_normal<double>(
+                               energy.layout(), batch, {.seed = 2, .purpose = dqs::random::Purpose::user}, 1.0);
+  dqs::Matrix<double> score(energy.dim(), batch);
+  std::int64_t evaluations = 0;
+  std::uint32_t step = 0;
+  for (auto _ : state) {
+    evaluations = estimator.estimate(energy, schedule, x, t,
+                                     {.seed = 3, .step = ++step, .purpose = dqs::random::Purpose::score}, score);
+    benchmark::DoNotOptimize(score.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["scores_per_s"] =
+      benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["evals_per_s"] =
+      benchmark::Counter(static_cast<double>(evaluations), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
 // UseRealTime: with 2 threads the CPU time of the calling thread alone would overstate the rate.
@@ -73,5 +119,14 @@ BENCHMARK(lj13_f32)->ArgNames({"batch", "threads"})->Args({1000, 1})->Args({1000
 BENCHMARK(lj13_energy_only_f64)->ArgNames({"batch", "threads"})->Args({1000, 1})->UseRealTime();
 BENCHMARK(lj55_f64)->ArgNames({"batch", "threads"})->Args({1000, 1})->Args({1000, 2})->UseRealTime();
 BENCHMARK(dw4_f64)->ArgNames({"batch", "threads"})->Args({1000, 1})->Args({1000, 2})->UseRealTime();
+BENCHMARK(dw4_posterior_mcmc_score)
+    ->ArgNames({"batch_columns", "threads"})
+    ->Args({1, 1})
+    ->Args({64, 1})
+    ->Args({1, 2})
+    ->Args({64, 2})
+    ->MeasureProcessCPUTime()
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();
