@@ -366,3 +366,42 @@ TEST_CASE("Ancestral rejects bad options, naming the parameter", "[ancestral][ba
   CHECK_NOTHROW(dqs::Ancestral(1.0));
   CHECK(dqs::Ancestral().eta() == 1.0);
 }
+
+// The coefficients (x ← x_scale·x + score_scale·S + noise_std·z), computed without cancellation, against the
+// literal forms: VE ancestral x + (σ_i² − σ_{i+1}²)S + √(σ_{i+1}²(σ_i² − σ_{i+1}²)/σ_i²)z, VE DDIM
+// x + σ_i(σ_i − σ_{i+1})S, DDPM (x + β̄S)/α + √β̃ z and DDIM x/α + (s_i²/α − s_i s_{i+1})S, to 1e-12 relative at
+// long and short steps (the short ones would lose digits in the literal DDIM form at far smaller steps only).
+TEST_CASE("Ancestral coefficients match the literal ancestral and DDIM forms", "[ancestral]") {
+  auto close = [](double a, double b) { return std::abs(a - b) <= 1e-12 * std::max(std::abs(a), std::abs(b)); };
+  auto check = [&](const auto& sch, double t, double dt) {
+    INFO("t " << t << ", dt " << dt);
+    const double a = sch.alpha(t), a_next = sch.alpha(t - dt), s = sch.sigma(t), s_next = sch.sigma(t - dt);
+    const double ratio = a / a_next, bbar = s * s - ratio * ratio * s_next * s_next;
+    const auto anc = dqs::Ancestral(1.0).coefficients(sch, t, dt);
+    CHECK(close(anc.x_scale, 1 / ratio));
+    CHECK(close(anc.score_scale, bbar / ratio));
+    CHECK(close(anc.noise_std, std::sqrt(s_next * s_next * bbar / (s * s))));
+    const auto ddim = dqs::Ancestral(0.0).coefficients(sch, t, dt);
+    CHECK(close(ddim.x_scale, 1 / ratio));
+    CHECK(close(ddim.score_scale, s * s / ratio - s * s_next));
+    CHECK(ddim.noise_std == 0);
+  };
+  for (double dt : {0.3, 0.01}) {
+    check(dqs::VEGeometric(1e-3, 3.0), 0.6, dt);
+    check(dqs::VPLinear(), 0.6, dt);
+    check(dqs::VPCosine(), 0.6, dt);
+  }
+  // VE literal forms.
+  const dqs::VEGeometric ve(1e-3, 3.0);
+  const double v = ve.variance(0.5), v_next = ve.variance(0.4);
+  const auto anc = dqs::Ancestral().coefficients(ve, 0.5, 0.1);
+  CHECK(close(anc.x_scale, 1.0));
+  CHECK(close(anc.score_scale, v - v_next));
+  CHECK(close(anc.noise_std, std::sqrt(v_next * (v - v_next) / v)));
+  CHECK(close(dqs::Ancestral(0.0).coefficients(ve, 0.5, 0.1).score_scale,
+              std::sqrt(v) * (std::sqrt(v) - std::sqrt(v_next))));
+  // The last step to t = 0 (t − dt rounding below 0 included) is Tweedie's denoiser, noise-free.
+  const auto last = dqs::Ancestral().coefficients(ve, 0.1, std::nextafter(0.1, 1.0));
+  CHECK(close(last.score_scale, ve.variance(0.1)));
+  CHECK(last.noise_std == 0);
+}
