@@ -507,3 +507,96 @@ TEST_CASE("DqsPolicy: updates against rl::Critic", "[rl][dqs]") {
   CHECK(stats.at("score_loss") > 0);
   CHECK(policy.network().parameters() != before);
 }
+
+// zero_output_init: the untrained score is exactly 0, so DDIM leaves the prior draw unchanged (action =
+// tanh(σ_max·z), z the draw of Stream(key.with(prior, 0), column)) and sampled actions are symmetric
+// about 0. Tolerance of the mean: each action component lies in [−1, 1], so its sd is ≤ 1 and the mean of
+// N = 4000 independent columns has sd ≤ 1/√4000 = 0.016; 4 sd = 0.063 (fixed seed, false-alarm ≈ 6e-5).
+// One update then moves the output layer (its gradient d_out·hᵀ does not vanish).
+TEST_CASE("DqsPolicy: zero_output_init gives a zero score and unbiased first actions", "[rl][dqs]") {
+  auto options = small_options(ActionMap::tanh);
+  options.hidden = {32, 32};
+  options.steps = 8;
+  options.sampler = dqs::rl::ReverseSampler::ancestral;
+  options.zero_output_init = true;
+  dqs::rl::DqsPolicy policy(1, 2, options);
+  const Index n = 4000;
+  Matrix<float> states(1, n);
+  dqs::random::fill_normal<float>({21}, states);
+  Matrix<float> x(2, n), score(2, n);
+  dqs::random::fill_normal<float>({22}, x);
+  policy.score(states, x, 0.5, 0.2, score);
+  CHECK(score.isZero(0));
+
+  const dqs::random::StreamKey key{23, 0, 4};
+  Matrix<float> deterministic(2, n), stochastic(2, n);
+  policy.act(states, key, true, deterministic);
+  Vector<float> z(2);
+  for (Index j : {Index(0), Index(7), n - 1}) {
+    dqs::random::Stream(key.with(dqs::random::Purpose::prior, 0), j).normal<float>(z);
+    const Vector<float> expected = (static_cast<float>(options.sigma_max) * z).array().tanh().matrix();
+    CHECK(deterministic.col(j).isApprox(expected, 1e-6f));
+  }
+  policy.act(states, key, false, stochastic);
+  for (const Matrix<float>* a : {&deterministic, &stochastic}) {
+    const Vector<double> mean = a->cast<double>().rowwise().mean();
+    INFO("mean action " << mean.transpose());
+    CHECK(mean.cwiseAbs().maxCoeff() < 4.0 / std::sqrt(static_cast<double>(n)));
+  }
+
+  const auto q = bimodal_2d<float>();
+  Matrix<float> replay_states = Matrix<float>::Zero(1, 16), replay_actions = Matrix<float>::Zero(2, 16);
+  policy.update(replay_states, replay_actions, q, {24});
+  const auto& net = policy.network();
+  CHECK(!net.weight(net.num_layers() - 1).isZero(0));
+}
+
+// entropy_bonus: next_action returns a' and −α·log π(a'|s') of the probability-flow ODE policy. With a
+// zero score the ODE leaves the prior draw x = σ_max·z in place, so log π is known in closed form:
+// identity map log N(x; 0, σ_max² I); tanh map the same minus Σ log(1 − tanh² x) (change of variables).
+// With a trained network the bonus is −α times sample_with_log_prob's log π for the same key.
+TEST_CASE("DqsPolicy: entropy_bonus returns -alpha log pi of the ODE policy", "[rl][dqs]") {
+  for (const ActionMap map : {ActionMap::identity, ActionMap::tanh}) {
+    auto options = small_options(map);
+    options.hidden = {32, 32};
+    options.zero_output_init = true;
+    options.entropy_bonus = true;
+    options.entropy_steps = 6;
+    options.alpha_initial = options.alpha_final = 0.3;
+    dqs::rl::DqsPolicy policy(1, 2, options);
+    const Index n = 9;
+    Matrix<float> states(1, n), next(2, n);
+    dqs::random::fill_normal<float>({31}, states);
+    Vector<float> bonus(n);
+    const dqs::random::StreamKey key{32, 5, 1};
+    policy.next_action(states, key, next, bonus);
+    const double sigma = options.sigma_max;
+    Vector<float> z(2);
+    for (Index j = 0; j < n; ++j) {
+      dqs::random::Stream(key.with(dqs::random::Purpose::prior, 0), j).normal<float>(z);
+      const Vector<double> xj = (static_cast<float>(sigma) * z).cast<double>();
+      double log_pi = -0.5 * xj.squaredNorm() / (sigma * sigma) - 2 * (std::log(sigma) + 0.5 * std::log(2 * std::numbers::pi));
+      if (map == ActionMap::tanh) {
+        for (Index i = 0; i < 2; ++i) log_pi -= std::log1p(-std::tanh(xj[i]) * std::tanh(xj[i]));
+        CHECK(next.col(j).cast<double>().isApprox(xj.array().tanh().matrix(), 1e-6));
+      } else {
+        CHECK(next.col(j).cast<double>().isApprox(xj.cwiseMax(-1.0).cwiseMin(1.0), 1e-6));
+      }
+      INFO("map " << static_cast<int>(map) << " column " << j);
+      // float: x and the Jacobian term carry ~1e-7 relative error; |log π| ≲ 30 here
+      CHECK(bonus[j] == Approx(-0.3 * log_pi).margin(1e-4).epsilon(1e-4));
+    }
+    // A trained (non-zero) score: the bonus is −α·log π from sample_with_log_prob with the same key.
+    train(policy, bimodal_2d<float>(), 3, 16);
+    Matrix<float> sampled(2, n);
+    Vector<float> log_prob(n);
+    policy.sample_with_log_prob(states, key, options.entropy_steps, sampled, log_prob);
+    policy.next_action(states, key, next, bonus);
+    CHECK(bonus.isApprox(static_cast<float>(-0.3) * log_prob));
+    CHECK(!bonus.isZero(0));
+  }
+  dqs::rl::DqsPolicyOptions bad;
+  bad.entropy_bonus = true;
+  bad.entropy_steps = 0;
+  CHECK_THROWS_WITH(dqs::rl::DqsPolicy(3, 2, bad), Catch::Contains("entropy_steps must be >= 1, got 0"));
+}

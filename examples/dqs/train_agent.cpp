@@ -315,6 +315,12 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--dqs-loss-floor", s.dqs.loss_weight_floor, "DQS: lambda(t) = s(t)^2 + floor")
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("--dqs-zero-init", s.dqs.zero_output_init,
+               "DQS: zero the score network's output layer (untrained policy = the prior, no start-up bias)");
+  app.add_flag("--dqs-entropy-bonus", s.dqs.entropy_bonus,
+               "DQS: soft Bellman target, bonus -alpha*log pi(a'|s') from the probability-flow ODE");
+  app.add_option("--dqs-entropy-steps", s.dqs.entropy_steps, "DQS: Heun steps of the log-pi ODE (entropy bonus, auto alpha)")
+      ->check(CLI::PositiveNumber);
   std::string sampler = "integrator";
   app.add_option("--dqs-sampler", sampler,
                  "DQS: reverse process of act(): integrator (Euler-Maruyama / Heun ODE) or ancestral (ancestral / DDIM)")

@@ -78,6 +78,15 @@ struct DqsPolicyOptions {
   Index entropy_steps = 20;                // Heun steps of the probability-flow ODE for log π
   std::uint64_t seed = 0;                  // network initialisation
   int threads = 0;                         // OpenMP threads for the targets; 0 keeps the default
+  // Zero the score network's output layer (weights and bias) at construction: the untrained policy's score
+  // is then exactly 0, so its first actions are the prior pushed through the action map, symmetric about 0,
+  // instead of carrying a seed-dependent mean from the random output layer. Learning is unaffected in kind
+  // (the output layer's gradient is d_out·hᵀ ≠ 0; the hidden layers' follow once it is non-zero).
+  bool zero_output_init = false;
+  // Soft Bellman target: next_action draws a' by the probability-flow ODE (entropy_steps Heun steps) and
+  // returns the bonus −α·log π(a'|s') (as SAC's), so the critic learns the soft Q-function whose Boltzmann
+  // policy exp(Q/α) is the maximum-entropy optimum; false (default, as published): a' from act(), bonus 0.
+  bool entropy_bonus = false;
 };
 
 template <Real S>
@@ -99,6 +108,10 @@ class BasicDqsPolicy {
         adam_(net_.num_parameters(), adam_config(options_)),
         log_alpha_(std::log(options_.alpha_initial)) {
     grad_.resize(net_.num_parameters());
+    if (options_.zero_output_init) {
+      net_.weight(net_.num_layers() - 1).setZero();
+      net_.bias(net_.num_layers() - 1).setZero();
+    }
   }
 
   Index observation_dim() const { return observation_dim_; }
@@ -146,13 +159,29 @@ class BasicDqsPolicy {
       actions = latent.cwiseMax(S(-1)).cwiseMin(S(1));
   }
 
-  // Next actions for the critic target, and no soft bonus (DQS's entropy lives in the sampler).
+  // Next actions for the critic target and the soft bonus: by default a' from act() and bonus 0 (the
+  // published method: DQS's entropy lives in the sampler); with entropy_bonus, a' from the probability-flow
+  // ODE and bonus −α·log π(a'|s') (sample_with_log_prob, entropy_steps Heun steps).
   void next_action(ConstBatchRef<S> states, const random::StreamKey& key, BatchRef<S> actions,
                    ValuesRef<S> bonus) const {
     detail::require(bonus.size() == states.cols(), "rl::DqsPolicy::next_action: bonus has ", bonus.size(),
                     " entries for ", states.cols(), " states");
-    act(states, key, false, actions);
-    bonus.setZero();
+    if (!options_.entropy_bonus) {
+      act(states, key, false, actions);
+      bonus.setZero();
+      return;
+    }
+    detail::require(actions.rows() == action_dim_ && actions.cols() == states.cols(),
+                    "rl::DqsPolicy::next_action: actions is ", actions.rows(), "x", actions.cols(), ", expected ",
+                    action_dim_, "x", states.cols());
+    Matrix<S> sampled(action_dim_, states.cols());
+    Vector<S> log_prob(states.cols());
+    sample_with_log_prob(states, key, options_.entropy_steps, sampled, log_prob);
+    if (is_tanh(options_.action_map))
+      actions = sampled;
+    else
+      actions = sampled.cwiseMax(S(-1)).cwiseMin(S(1));
+    bonus = static_cast<S>(-alpha()) * log_prob;
   }
 
   // The sampled variable before the action map (A×N): the latent u of a = tanh u, or the raw action.
@@ -516,10 +545,11 @@ class BasicDqsPolicy {
             "rl::DqsPolicy: embedding_dim must be even and >= 2, got ", o.embedding_dim);
     require(!o.hidden.empty(), "rl::DqsPolicy: the score network needs at least one hidden layer");
     require(o.threads >= 0, "rl::DqsPolicy: threads must be >= 0, got ", o.threads);
+    if (o.auto_alpha || o.entropy_bonus)
+      require(o.entropy_steps >= 1, "rl::DqsPolicy: entropy_steps must be >= 1, got ", o.entropy_steps);
     if (o.auto_alpha) {
       detail::require_positive("rl::DqsPolicy: alpha_learning_rate", o.alpha_learning_rate);
       require(o.entropy_states >= 1, "rl::DqsPolicy: entropy_states must be >= 1, got ", o.entropy_states);
-      require(o.entropy_steps >= 1, "rl::DqsPolicy: entropy_steps must be >= 1, got ", o.entropy_steps);
       require(std::isnan(o.target_entropy) || std::isfinite(o.target_entropy),
               "rl::DqsPolicy: target_entropy must be finite (or NaN for -A), got ", o.target_entropy);
     }
