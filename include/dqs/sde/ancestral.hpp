@@ -14,8 +14,8 @@
 // per step whatever the step count (Euler–Maruyama multiplies it by ≈ 1 − g²dt/s², negative once
 // 2 ln(σ_max/σ_min) > steps on VE). For a Gaussian target of variance τ², Var[x₀ | x_i] = τ² s_i²/(a_i²τ² + s_i²),
 // so from the exact marginal one step's variance is short by β̄² a_{i+1}² τ²/(s_i²(a_i²τ² + s_i²)) (VE:
-// τ²(σ_i² − σ_{i+1}²)²/(σ_i²(τ² + σ_i²))), a first-order error that vanishes as the steps shrink.
-// DDIM (Song et al. 2021) writes the same mean as a_{i+1}x̂₀ + √(s_{i+1}² − η²β̃)·ε̂ + η√β̃·z with x̂₀ the Tweedie
+// τ²(σ_i² − σ_{i+1}²)²/(σ_i²(τ² + σ_i²))): O(dt²) per step, a first-order error over the chain.
+// DDIM (Song, Meng & Ermon 2021) writes the step as a_{i+1}x̂₀ + √(s_{i+1}² − η²β̃)·ε̂ + η√β̃·z with x̂₀ the Tweedie
 // estimate and ε̂ = −s_i S; η = 1 is the ancestral step above, η = 0 the deterministic map
 // x ← x/α + (s_i²/α − s_i s_{i+1})·S (VE: x + σ_i(σ_i − σ_{i+1})·S), short by τ²(a_{i+1}s_i − a_i s_{i+1})²/(a_i²τ² + s_i²).
 #pragma once
