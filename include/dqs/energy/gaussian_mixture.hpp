@@ -463,7 +463,7 @@ class GaussianMixture {
     alignas(64) S energy[kLanes], checks[kLanes], magnitude[kLanes];
     for (int r = 0; r < P; ++r) {
       const Index first = start + r * kLanes, n = std::min(kLanes, m - r * kLanes);
-      const Packet energy_packet = ei::pnegate(ei::padd(best[r], ei::plog(total[r])));
+      const Packet energy_packet = ei::pnegate(ei::padd(best[r], log_total(total[r])));
       if (n == kLanes) {
         ei::pstoreu(values.data() + first, energy_packet);
       } else {
@@ -546,6 +546,22 @@ class GaussianMixture {
     }
 #endif
     return false;
+  }
+
+  // plog of the chunk's totals. They are ≥ 1 (the best component adds exp(0) − e^κ, which rounds
+  // to 1) unless the point is out of range; then, or for any lane not a positive normal finite
+  // number, Eigen's plog with its special cases. Both give the same bits where both apply.
+  template <class Packet>
+  static Packet log_total(const Packet& total) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<S, float> && Eigen::internal::packet_traits<S>::size == 16) {
+      const __mmask16 normal = _mm512_cmp_ps_mask(total, _mm512_set1_ps(std::numeric_limits<float>::min()), _CMP_GE_OQ) &
+                               _mm512_cmp_ps_mask(total, _mm512_set1_ps(std::numeric_limits<float>::max()), _CMP_LE_OQ);
+      if (normal == 0xFFFF) [[likely]]
+        return detail::plog_positive_normal(total);
+    }
+#endif
+    return Eigen::internal::plog(total);
   }
 
   // Bit i set ⇔ lane i of a pcmp_* result is false (the lanes to keep).

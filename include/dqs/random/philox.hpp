@@ -22,6 +22,36 @@ namespace dqs::detail {
 inline constexpr int kPhiloxLanes = 16;
 
 #if defined(__AVX512F__)
+// Eigen's plog_float for positive normal finite arguments, where its frexp is two bit operations
+// and its special cases (zero, negative, infinite, NaN, denormal) never apply: the same operations
+// on the same values, so the same bits (checked on all 2^23 uniforms of uniform_float).
+inline Eigen::internal::Packet16f plog_positive_normal(const Eigen::internal::Packet16f& u) {
+  namespace ei = Eigen::internal;
+  using Packet = ei::Packet16f;
+  const __m512i bits = _mm512_castps_si512(u);
+  Packet e = _mm512_add_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(bits, 23)), _mm512_set1_ps(-126.0f));
+  Packet x = _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f000000)));  // in [0.5, 1)
+  const __mmask16 below = _mm512_cmp_ps_mask(x, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+  const Packet tmp = _mm512_maskz_mov_ps(below, x);
+  x = _mm512_sub_ps(x, _mm512_set1_ps(1.0f));
+  e = _mm512_mask_sub_ps(e, below, e, _mm512_set1_ps(1.0f));
+  x = _mm512_add_ps(x, tmp);
+  const Packet x2 = ei::pmul(x, x), x3 = ei::pmul(x2, x);
+  Packet y = ei::pmadd(ei::pset1<Packet>(7.0376836292E-2f), x, ei::pset1<Packet>(-1.1514610310E-1f));
+  Packet y1 = ei::pmadd(ei::pset1<Packet>(-1.2420140846E-1f), x, ei::pset1<Packet>(+1.4249322787E-1f));
+  Packet y2 = ei::pmadd(ei::pset1<Packet>(+2.0000714765E-1f), x, ei::pset1<Packet>(-2.4999993993E-1f));
+  y = ei::pmadd(y, x, ei::pset1<Packet>(1.1676998740E-1f));
+  y1 = ei::pmadd(y1, x, ei::pset1<Packet>(-1.6668057665E-1f));
+  y2 = ei::pmadd(y2, x, ei::pset1<Packet>(+3.3333331174E-1f));
+  y = ei::pmadd(y, x3, y1);
+  y = ei::pmadd(y, x3, y2);
+  y = ei::pmul(y, x3);
+  y = ei::pmadd(ei::pset1<Packet>(-0.5f), x2, y);
+  x = ei::padd(x, y);
+  return ei::pmadd(e, ei::pset1<Packet>(static_cast<float>(EIGEN_LN2)), x);
+}
+
 // Philox4x32-10 on G groups of 16 lanes (counters first + 16g + lane in word 0; words 1–3 and the
 // key shared), G ≤ 4, interleaved: one group's rounds are a chain of dependent multiplies, and G
 // chains in flight hide each other's latency. Each 32×32→64 product comes from two unsigned
@@ -358,7 +388,7 @@ class Stream {
     const Packet two_pi = ei::pset1<Packet>(static_cast<float>(2 * std::numbers::pi)), minus_two = ei::pset1<Packet>(-2.0f);
     __m512i next = _mm512_load_si512(words + base);
     for (Index i = 0; i < padded; i += 16) {
-      const Packet radius = ei::psqrt(ei::pmul(minus_two, log_unit(uniforms(_mm512_load_si512(words + i)))));
+      const Packet radius = ei::psqrt(ei::pmul(minus_two, detail::plog_positive_normal(uniforms(_mm512_load_si512(words + i)))));
       const __m512i low = next;
       next = _mm512_load_si512(words + base + i + 16);
       Packet cosine, sine;
@@ -375,36 +405,6 @@ class Stream {
       else if (sin_left > 0)
         _mm512_mask_storeu_ps(out + pairs + i, static_cast<__mmask16>((1u << sin_left) - 1), sine);
     }
-  }
-
-  // Eigen's plog_float for arguments in [2^-24, 1) — positive normal numbers, where its frexp is
-  // two bit operations and its special cases (zero, negative, infinite, denormal) never apply:
-  // the same operations on the same values, so the same bits (checked on all 2^23 uniforms).
-  static Eigen::internal::Packet16f log_unit(const Eigen::internal::Packet16f& u) {
-    namespace ei = Eigen::internal;
-    using Packet = ei::Packet16f;
-    const __m512i bits = _mm512_castps_si512(u);
-    Packet e = _mm512_add_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(bits, 23)), _mm512_set1_ps(-126.0f));
-    Packet x = _mm512_castsi512_ps(
-        _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f000000)));  // in [0.5, 1)
-    const __mmask16 below = _mm512_cmp_ps_mask(x, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
-    const Packet tmp = _mm512_maskz_mov_ps(below, x);
-    x = _mm512_sub_ps(x, _mm512_set1_ps(1.0f));
-    e = _mm512_mask_sub_ps(e, below, e, _mm512_set1_ps(1.0f));
-    x = _mm512_add_ps(x, tmp);
-    const Packet x2 = ei::pmul(x, x), x3 = ei::pmul(x2, x);
-    Packet y = ei::pmadd(ei::pset1<Packet>(7.0376836292E-2f), x, ei::pset1<Packet>(-1.1514610310E-1f));
-    Packet y1 = ei::pmadd(ei::pset1<Packet>(-1.2420140846E-1f), x, ei::pset1<Packet>(+1.4249322787E-1f));
-    Packet y2 = ei::pmadd(ei::pset1<Packet>(+2.0000714765E-1f), x, ei::pset1<Packet>(-2.4999993993E-1f));
-    y = ei::pmadd(y, x, ei::pset1<Packet>(1.1676998740E-1f));
-    y1 = ei::pmadd(y1, x, ei::pset1<Packet>(-1.6668057665E-1f));
-    y2 = ei::pmadd(y2, x, ei::pset1<Packet>(+3.3333331174E-1f));
-    y = ei::pmadd(y, x3, y1);
-    y = ei::pmadd(y, x3, y2);
-    y = ei::pmul(y, x3);
-    y = ei::pmadd(ei::pset1<Packet>(-0.5f), x2, y);
-    x = ei::padd(x, y);
-    return ei::pmadd(e, ei::pset1<Packet>(static_cast<float>(EIGEN_LN2)), x);
   }
 
   // Eigen's psincos_float (FMA reduction; arguments in [0, 2π), far below its huge-argument
