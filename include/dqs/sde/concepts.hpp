@@ -31,7 +31,7 @@ concept StepContext = requires(C& ctx, ConstBatchRef<typename C::Scalar> x, doub
 // For `const I integ`:
 //   integ.step(ctx, x, t, dt)   advances x (D×N, in place) from t to t − dt
 //   integ.validate()            throws std::invalid_argument on bad options
-// (`Integrator` is the concept; EulerMaruyama, HeunODE and PredictorCorrector are its models.)
+// (`Integrator` is the concept; EulerMaruyama, HeunODE, PredictorCorrector and Ancestral are its models.)
 template <class I>
 concept IntegratorOptions = requires(const I& integ) { integ.validate(); };
 
