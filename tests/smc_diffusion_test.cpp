@@ -1,0 +1,375 @@
+// SmcDiffusionSampler: weighted moments, mode weights and the normaliser against closed forms (Gaussian,
+// separated mixture, truncated Gaussian, a centre-of-mass-free harmonic cluster), exact evaluation counts,
+// bit-identity over thread counts, +inf/NaN energies, systematic resampling and bad options.
+#include "dqs/energy/gaussian_mixture.hpp"
+#include "dqs/energy/particles.hpp"
+#include "dqs/sampler/smc_diffusion.hpp"
+#include "dqs/schedule/ve_geometric.hpp"
+#include "dqs/schedule/vp_linear.hpp"
+
+#include "score_fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <numbers>
+#include <vector>
+
+namespace {
+
+using dqs::Index;
+using dqs::SmcDiffusionOptions;
+using dqs::SmcDiffusionSampler;
+using Catch::Matchers::Contains;
+
+// Run-to-run statistics of R independent runs (seeds 1..R). The SMC estimates of a weighted mean and of Z are
+// consistent with an O(1/N) bias (Z: no bias at all), against a run-to-run standard deviation of order 1/√N, so
+// their R-run average lies within 5 standard errors sd/√R of the truth with probability > 1 − 6·10⁻⁷ per check
+// (the t distribution with R − 1 = 23 degrees of freedom puts 4·10⁻⁵ beyond 5; the bias at N = 400 is a small
+// fraction of sd). The tolerance alone would accept a useless sampler with a huge sd, so each test also bounds
+// sd by the standard error of 0.05·N independent exact draws, sqrt(var/(0.05·N)): the population must be worth
+// at least 5 % of N exact samples.
+struct RunStats {
+  std::vector<double> values;
+  void add(double v) { values.push_back(v); }
+  double mean() const {
+    double s = 0;
+    for (double v : values) s += v;
+    return s / static_cast<double>(values.size());
+  }
+  double sd() const {
+    const double m = mean();
+    double s = 0;
+    for (double v : values) s += (v - m) * (v - m);
+    return std::sqrt(s / static_cast<double>(values.size() - 1));
+  }
+  void check(double truth, double variance_of_one_draw, Index n, const char* what) const {
+    const double standard_error = sd() / std::sqrt(static_cast<double>(values.size()));
+    INFO(what << ": mean " << mean() << ", truth " << truth << ", run-to-run sd " << sd());
+    CHECK(std::abs(mean() - truth) < 5 * standard_error);
+    CHECK(sd() < std::sqrt(variance_of_one_draw / (0.05 * static_cast<double>(n))));
+  }
+  // Ẑ is a product of level-wise means, skewed like a log-normal: with a relative sd above 1 most runs fall below
+  // the mean and a 24-run average is not close to normal, so the 5-standard-error test needs sd < truth.
+  void check_normaliser(double truth, const char* what) const {
+    const double standard_error = sd() / std::sqrt(static_cast<double>(values.size()));
+    INFO(what << ": mean " << mean() << ", truth " << truth << ", run-to-run sd " << sd());
+    CHECK(std::abs(mean() - truth) < 5 * standard_error);
+    CHECK(sd() < truth);
+  }
+};
+
+constexpr int kRuns = 24;
+
+// Weighted mean of f over the particles.
+template <class S, class F>
+double weighted(const dqs::SmcDiffusionResult<S>& r, F f) {
+  double sum = 0;
+  for (Index j = 0; j < r.particles.cols(); ++j)
+    if (r.log_weights[j] > -std::numeric_limits<double>::infinity())
+      sum += std::exp(r.log_weights[j]) * f(r.particles.col(j).template cast<double>().eval());
+  return sum;
+}
+
+template <class E>
+struct Counting {
+  using Scalar = typename E::Scalar;
+  E inner;
+  std::shared_ptr<std::atomic<std::int64_t>> count = std::make_shared<std::atomic<std::int64_t>>(0);
+  Index dim() const { return inner.dim(); }
+  void energy(dqs::ConstBatchRef<Scalar> x, dqs::ValuesRef<Scalar> values) const {
+    *count += x.cols();
+    inner.energy(x, values);
+  }
+  void energy_and_gradient(dqs::ConstBatchRef<Scalar> x, dqs::ValuesRef<Scalar> values,
+                           dqs::BatchRef<Scalar> grad) const {
+    *count += x.cols();
+    inner.energy_and_gradient(x, values, grad);
+  }
+};
+
+// `value` (+∞ or NaN) on the half-space x₀ > 0, with a NaN gradient there that must never be used.
+template <class E>
+struct HalfSpace {
+  using Scalar = typename E::Scalar;
+  E inner;
+  Scalar value = std::numeric_limits<Scalar>::infinity();
+  Index dim() const { return inner.dim(); }
+  void energy(dqs::ConstBatchRef<Scalar> x, dqs::ValuesRef<Scalar> values) const {
+    inner.energy(x, values);
+    for (Index j = 0; j < x.cols(); ++j)
+      if (x(0, j) > 0) values[j] = value;
+  }
+  void energy_and_gradient(dqs::ConstBatchRef<Scalar> x, dqs::ValuesRef<Scalar> values,
+                           dqs::BatchRef<Scalar> grad) const {
+    inner.energy_and_gradient(x, values, grad);
+    for (Index j = 0; j < x.cols(); ++j)
+      if (x(0, j) > 0) {
+        values[j] = value;
+        grad.col(j).setConstant(std::numeric_limits<Scalar>::quiet_NaN());
+      }
+  }
+};
+
+// E = ½·Σ_i ‖x_i − x̄‖²/τ² for 3 particles in 2-D: translation invariant; on the 4-dimensional centre-of-mass-free
+// subspace exp(−E) is an unnormalised N(0, τ²I₄), so Z = (2πτ²)² there and E‖x‖² = 4τ².
+struct Harmonic {
+  using Scalar = double;
+  dqs::ParticleLayout layout{3, 2};
+  double tau = 0.7;
+  Index dim() const { return 6; }
+  void energy(dqs::ConstBatchRef<double> x, dqs::ValuesRef<double> values) const {
+    const dqs::Matrix<double> centred = dqs::centre_of_mass_free<double>(layout, x);
+    for (Index j = 0; j < x.cols(); ++j) values[j] = 0.5 * centred.col(j).squaredNorm() / (tau * tau);
+  }
+  void energy_and_gradient(dqs::ConstBatchRef<double> x, dqs::ValuesRef<double> values,
+                           dqs::BatchRef<double> grad) const {
+    const dqs::Matrix<double> centred = dqs::centre_of_mass_free<double>(layout, x);
+    for (Index j = 0; j < x.cols(); ++j) values[j] = 0.5 * centred.col(j).squaredNorm() / (tau * tau);
+    grad = centred / (tau * tau);
+  }
+};
+static_assert(dqs::DifferentiableEnergy<Harmonic>);
+
+// One thread: the statistical tests run hundreds of small levels, where an OpenMP team's barriers cost more than
+// the work; the thread-count test below covers the parallel path.
+SmcDiffusionOptions options(Index steps, Index samples) {
+  SmcDiffusionOptions o;
+  o.steps = steps;
+  o.samples = samples;
+  o.threads = 1;
+  return o;
+}
+
+}  // namespace
+
+// The correlated 2-D Gaussian N(μ, Σ) (normalised energy, Z = 1): weighted mean, variances, covariance and Ẑ.
+// One draw's variances: x_i has Σ_ii; (x_0 − μ_0)² has 2Σ_00²; (x_0 − μ_0)(x_1 − μ_1) has Σ_00Σ_11 + Σ_01²; Ẑ is
+// bounded by the sd criterion with the variance 1 of a weight-1 estimate (loosely: an importance estimate of 1
+// with relative sd 1 per draw).
+TEMPLATE_TEST_CASE("SmcDiffusionSampler: correlated Gaussian moments and normaliser (VE)", "[smc]", float, double) {
+  using S = TestType;
+  const auto energy = dqs_test::gaussian_2d<S>();
+  const Eigen::Vector2d mu(0.5, -0.3);
+  const Eigen::Matrix2d cov = dqs_test::cov2(1.0, 0.4, 0.7);
+  const Index n = 400;
+  const SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 2.5), options(16, 32));
+  RunStats m0, m1, v0, c01, z;
+  for (int seed = 1; seed <= kRuns; ++seed) {
+    const auto r = sampler.sample(n, static_cast<std::uint64_t>(seed));
+    REQUIRE(r.particles.allFinite());
+    m0.add(weighted(r, [](const Eigen::VectorXd& x) { return x[0]; }));
+    m1.add(weighted(r, [](const Eigen::VectorXd& x) { return x[1]; }));
+    v0.add(weighted(r, [&](const Eigen::VectorXd& x) { return (x[0] - mu[0]) * (x[0] - mu[0]); }));
+    c01.add(weighted(r, [&](const Eigen::VectorXd& x) { return (x[0] - mu[0]) * (x[1] - mu[1]); }));
+    z.add(std::exp(r.log_normalizer));
+  }
+  m0.check(mu[0], cov(0, 0), n, "mean x0");
+  m1.check(mu[1], cov(1, 1), n, "mean x1");
+  v0.check(cov(0, 0), 2 * cov(0, 0) * cov(0, 0), n, "var x0");
+  c01.check(cov(0, 1), cov(0, 0) * cov(1, 1) + cov(0, 1) * cov(0, 1), n, "cov x0 x1");
+  z.check_normaliser(1.0, "Z");
+}
+
+// The same under a variance-preserving schedule: exercises r = a_n/a_{n+1} ≠ 1 and the −D·log a terms of γ̂.
+TEST_CASE("SmcDiffusionSampler: correlated Gaussian moments and normaliser (VP)", "[smc]") {
+  const auto energy = dqs_test::gaussian_2d<double>();
+  const Index n = 400;
+  const SmcDiffusionSampler sampler(energy, dqs::VPLinear(0.1, 2.0), options(16, 32));
+  RunStats m0, v1, z;
+  for (int seed = 1; seed <= kRuns; ++seed) {
+    const auto r = sampler.sample(n, static_cast<std::uint64_t>(seed));
+    m0.add(weighted(r, [](const Eigen::VectorXd& x) { return x[0]; }));
+    v1.add(weighted(r, [](const Eigen::VectorXd& x) { return (x[1] + 0.3) * (x[1] + 0.3); }));
+    z.add(std::exp(r.log_normalizer));
+  }
+  m0.check(0.5, 1.0, n, "mean x0");
+  v1.check(0.7, 2 * 0.7 * 0.7, n, "var x1");
+  z.check_normaliser(1.0, "Z");
+}
+
+// Two components 0.3·N((−4, 0), ½I) + 0.7·N((4, 0), ½I), 11 standard deviations apart: the weight on x₀ < 0 is
+// 0.3 (the other component's mass there is Φ(−4/√½) ≈ 10⁻⁸); one draw's indicator has variance 0.3·0.7.
+// A sampler that followed the score alone from the prior would still get this wrong in proportion to how the
+// reverse dynamics split the prior; only the weights make it exact. The resampled output must agree too.
+TEST_CASE("SmcDiffusionSampler: weights of a separated two-mode mixture", "[smc]") {
+  const Eigen::MatrixXd half = 0.5 * Eigen::MatrixXd::Identity(2, 2);
+  const dqs::GaussianMixture<double> energy({0.3, 0.7}, (Eigen::MatrixXd(2, 2) << -4, 4, 0, 0).finished(), {half, half});
+  const Index n = 400;
+  const SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 5.0), options(24, 128));
+  RunStats left, left_samples, z;
+  for (int seed = 1; seed <= kRuns; ++seed) {
+    const auto r = sampler.sample(n, static_cast<std::uint64_t>(seed));
+    left.add(weighted(r, [](const Eigen::VectorXd& x) { return x[0] < 0 ? 1.0 : 0.0; }));
+    left_samples.add((r.samples.row(0).array() < 0).template cast<double>().mean());
+    z.add(std::exp(r.log_normalizer));
+  }
+  left.check(0.3, 0.21, n, "weight of the left mode");
+  left_samples.check(0.3, 0.21, n, "left mode among the resampled draws");
+  z.check_normaliser(1.0, "Z");
+}
+
+// +∞ energy on x₀ > 0 (with NaN gradients there) truncates N(0, 1) to x ≤ 0: Z = ½, E[x] = −√(2/π), var(x) of
+// one draw 1 − 2/π. Particles whose proposals all land at +∞ get zero weight and are never returned.
+TEMPLATE_TEST_CASE("SmcDiffusionSampler: infinite energies get zero weight", "[smc]", float, double) {
+  using S = TestType;
+  const HalfSpace<dqs::Gaussian<S>> energy{
+      dqs::Gaussian<S>(Eigen::VectorXd::Zero(1), Eigen::MatrixXd::Identity(1, 1)),
+      std::numeric_limits<S>::infinity()};
+  const Index n = 400;
+  // Both proposal-direction modes: directions kept along the path (default) and fresh at every level.
+  const bool fresh = GENERATE(false, true);
+  SmcDiffusionOptions o = options(16, 32);
+  o.fresh_proposals = fresh;
+  const SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 2.0), o);
+  RunStats mean, z;
+  for (int seed = 1; seed <= kRuns; ++seed) {
+    const auto r = sampler.sample(n, static_cast<std::uint64_t>(seed));
+    REQUIRE((r.samples.row(0).array() <= 0).all());
+    for (Index j = 0; j < n; ++j)
+      if (r.particles(0, j) > 0) REQUIRE(r.log_weights[j] == -std::numeric_limits<double>::infinity());
+    mean.add(weighted(r, [](const Eigen::VectorXd& x) { return x[0]; }));
+    z.add(std::exp(r.log_normalizer));
+  }
+  mean.check(-std::sqrt(2 / std::numbers::pi), 1 - 2 / std::numbers::pi, n, "mean");
+  z.check_normaliser(0.5, "Z");
+}
+
+TEST_CASE("SmcDiffusionSampler: a NaN energy throws", "[smc]") {
+  const HalfSpace<dqs::Gaussian<double>> energy{
+      dqs::Gaussian<double>(Eigen::VectorXd::Zero(1), Eigen::MatrixXd::Identity(1, 1)),
+      std::numeric_limits<double>::quiet_NaN()};
+  const SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 3.0), options(8, 4));
+  REQUIRE_THROWS_AS(sampler.sample(50, 1), std::invalid_argument);
+  REQUIRE_THROWS_WITH(sampler.sample(50, 1), Contains("NaN"));
+}
+
+// With every proposal at +∞ no particle keeps any weight: an error, not NaN samples.
+TEST_CASE("SmcDiffusionSampler: zero weight everywhere throws", "[smc]") {
+  struct Infinite {
+    using Scalar = double;
+    Index dim() const { return 2; }
+    void energy(dqs::ConstBatchRef<double>, dqs::ValuesRef<double> v) const {
+      v.setConstant(std::numeric_limits<double>::infinity());
+    }
+  };
+  SmcDiffusionOptions o = options(4, 4);
+  o.form = dqs::ScoreForm::tweedie;
+  const SmcDiffusionSampler sampler(Infinite{}, dqs::VEGeometric(0.01, 3.0), o);
+  REQUIRE_THROWS_WITH(sampler.sample(10, 1), Contains("zero weight"));
+}
+
+// On the centre-of-mass-free subspace (dimension (n−1)·d = 4): Z = (2πτ²)², E‖x‖² = 4τ², ‖x‖² of one draw has
+// variance 2·4·τ⁴; every returned point has its centre of mass at 0.
+TEST_CASE("SmcDiffusionSampler: centre-of-mass-free layout", "[smc]") {
+  const Harmonic energy;
+  SmcDiffusionOptions o = options(16, 32);
+  o.layout = energy.layout;
+  o.fresh_proposals = GENERATE(false, true);
+  const Index n = 400;
+  const SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 2.0), o);
+  REQUIRE(sampler.subspace_dim() == 4);
+  const double tau2 = energy.tau * energy.tau;
+  const double z_exact = std::pow(2 * std::numbers::pi * tau2, 2);
+  RunStats sq, z;
+  for (int seed = 1; seed <= kRuns; ++seed) {
+    const auto r = sampler.sample(n, static_cast<std::uint64_t>(seed));
+    REQUIRE(dqs::centre_of_mass<double>(energy.layout, r.samples).cwiseAbs().maxCoeff() < 1e-12);
+    sq.add(weighted(r, [](const Eigen::VectorXd& x) { return x.squaredNorm(); }));
+    z.add(std::exp(r.log_normalizer) / z_exact);
+  }
+  sq.check(4 * tau2, 8 * tau2 * tau2, n, "E|x|^2");
+  z.check_normaliser(1.0, "Z / Z_exact");
+}
+
+TEST_CASE("SmcDiffusionSampler: exact evaluation count", "[smc]") {
+  const Counting<dqs::Gaussian<double>> energy{dqs_test::gaussian_2d<double>()};
+  for (auto form : {dqs::ScoreForm::tweedie, dqs::ScoreForm::blend}) {
+    SmcDiffusionOptions o = options(5, 3);
+    o.form = form;
+    *energy.count = 0;
+    const auto r = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 3.0), o).sample(7, 2);
+    CHECK(r.energy_evaluations == 7 * (3 * 5 + 1));
+    CHECK(*energy.count == r.energy_evaluations);
+    CHECK(r.ess.size() == 6);
+  }
+}
+
+#ifdef _OPENMP
+TEMPLATE_TEST_CASE("SmcDiffusionSampler: bit-identical for any thread count", "[smc]", float, double) {
+  using S = TestType;
+  const auto energy = dqs_test::mixture_2d<S>();
+  SmcDiffusionOptions o = options(12, 6);
+  o.clip = 5;
+  o.threads = 1;
+  const auto one = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 3.0), o).sample(300, 9);
+  o.threads = 2;
+  const auto two = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 3.0), o).sample(300, 9);
+  o.threads = 3;
+  const auto three = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 3.0), o).sample(300, 9);
+  REQUIRE(one.resamplings > 0);
+  for (const auto* other : {&two, &three}) {
+    CHECK(one.samples == other->samples);
+    CHECK(one.particles == other->particles);
+    CHECK(one.log_weights == other->log_weights);
+    CHECK(one.log_normalizer == other->log_normalizer);
+    CHECK(one.resamplings == other->resamplings);
+  }
+}
+#endif
+
+// Points (i + u)/N = 0.125, 0.375, 0.625, 0.875 against the cumulative sums 0.5, 0.75, 1 (a zero-weight index 3
+// in the middle and at the end): ancestors 0, 0, 1, 2. Random weights: every index gets ⌊N·w⌋ or ⌈N·w⌉ copies.
+TEST_CASE("systematic_resample", "[smc]") {
+  CHECK(dqs::systematic_resample((Eigen::VectorXd(4) << 0.5, 0.25, 0.25, 0.0).finished(), 0.5) ==
+        std::vector<Index>{0, 0, 1, 2});
+  CHECK(dqs::systematic_resample((Eigen::VectorXd(4) << 0.5, 0.0, 0.25, 0.25).finished(), 0.5) ==
+        std::vector<Index>{0, 0, 2, 3});
+  CHECK(dqs::systematic_resample((Eigen::VectorXd(3) << 0.0, 0.0, 1.0).finished(), 0.999) == std::vector<Index>{2, 2, 2});
+  Eigen::VectorXd w(50);
+  for (Index i = 0; i < 50; ++i) w[i] = std::pow(1.1, static_cast<double>(i % 17)) * (i % 7 == 0 ? 0.0 : 1.0);
+  w /= w.sum();
+  for (double u : {0.01, 0.37, 0.99}) {
+    const auto a = dqs::systematic_resample(w, u);
+    for (Index i = 0; i < 50; ++i) {
+      const auto copies = static_cast<double>(std::count(a.begin(), a.end(), i));
+      CHECK(copies >= std::floor(50 * w[i]) - 1e-9);
+      CHECK(copies <= std::ceil(50 * w[i]) + 1e-9);
+    }
+  }
+  REQUIRE_THROWS_WITH(dqs::systematic_resample(w, 1.0), Contains("u must lie in (0, 1)"));
+}
+
+TEST_CASE("SmcDiffusionSampler: bad options name the parameter and value", "[smc]") {
+  const auto energy = dqs_test::gaussian_2d<double>();
+  const dqs::VEGeometric ve(0.01, 3.0);
+  const auto bad = [&](std::function<void(SmcDiffusionOptions&)> edit, const char* message) {
+    SmcDiffusionOptions o;
+    edit(o);
+    REQUIRE_THROWS_AS(SmcDiffusionSampler(energy, ve, o), std::invalid_argument);
+    REQUIRE_THROWS_WITH(SmcDiffusionSampler(energy, ve, o), Contains(message));
+  };
+  bad([](auto& o) { o.steps = 0; }, "steps must be >= 1, got 0");
+  bad([](auto& o) { o.samples = 0; }, "samples (K) must be >= 1, got 0");
+  bad([](auto& o) { o.ess_threshold = 1.5; }, "ess_threshold must lie in [0, 1], got 1.5");
+  bad([](auto& o) { o.ess_threshold = std::nan(""); }, "ess_threshold must lie in [0, 1], got nan");
+  bad([](auto& o) { o.blend_scale = -1; }, "blend_scale must be finite and > 0, got -1");
+  bad([](auto& o) { o.clip = 0; }, "clip must be > 0 (or infinity), got 0");
+  bad([](auto& o) { o.clip_block = -2; }, "clip_block must be >= 0, got -2");
+  bad([](auto& o) { o.clip_block = 3; }, "clip_block 3 does not divide the energy dim 2");
+  bad([](auto& o) { o.threads = -1; }, "threads must be >= 0, got -1");
+  bad([](auto& o) { o.layout = dqs::ParticleLayout(3, 1); }, "must equal the energy dimension, got 2");
+  bad([](auto& o) { o.layout = dqs::ParticleLayout(1, 2); }, "needs n_particles >= 2, got 1");
+  const SmcDiffusionSampler sampler(energy, ve, SmcDiffusionOptions{});
+  REQUIRE_THROWS_WITH(sampler.sample(0, 1), Contains("number of particles must be >= 1, got 0"));
+  struct EnergyOnly {
+    using Scalar = double;
+    Index dim() const { return 2; }
+    void energy(dqs::ConstBatchRef<double>, dqs::ValuesRef<double> v) const { v.setZero(); }
+  };
+  REQUIRE_THROWS_WITH(SmcDiffusionSampler(EnergyOnly{}, ve, SmcDiffusionOptions{}), Contains("use ScoreForm::tweedie"));
+}
