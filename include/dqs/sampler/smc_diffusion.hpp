@@ -34,8 +34,8 @@ namespace dqs {
 // - The proposal mean uses the score Ŝ of the same K proposals (Tweedie, target or blend form, clipped):
 //   any proposal is corrected by the weights, so clipping and the estimator's bias cost variance, not bias.
 //   Mean and variance are the exact reverse transition when p = N(μ, τ²I) and Ŝ is exact (x_{n+1} | x_n is then
-//   Gaussian with variance v·c_{n+1}/c_n); Euler–Maruyama's v/r² is ≈ 2× too wide at large noise, which over tens
-//   of levels leaves the path weights degenerate even on a 2-D Gaussian.
+//   Gaussian with variance v·c_{n+1}/c_n); Euler–Maruyama's v/r² is wider by c_n/(r²c_{n+1}), ≈ 2 per level at
+//   large noise on a geometric VE grid with σ_{n}/σ_{n+1} ≈ 1.45, and every such mismatch costs weight variance.
 // - The backward kernel N(x; r·x', vI) is the forward noising transition from level n+1 to n, which makes
 //   γ_{n+1}(x')·N(x; r·x', vI) a joint whose x-marginal is γ_n (the time reversal of the noising chain).
 // - The last level is t = 0, where γ_N(x) = exp(−E(x)) exactly (one evaluation per particle): the returned
@@ -45,7 +45,8 @@ namespace dqs {
 //   target γ̂_n(x; ε)·Π N(ε_k), whose x-marginal is γ_n; a move of x alone with the backward kernel above gives
 //   the same weight formula, and γ̂_{n+1}(x'; ε)/γ̂_n(x; ε) shares the noise of ε instead of dividing two
 //   independent estimates. With fresh directions at every level (true) the ratio of independent estimates
-//   makes the per-level ESS mostly estimator noise, and resampling on it discards good particles.
+//   makes the per-level ESS mostly estimator noise, and resampling on it discards good particles (on LJ-13 it
+//   tripled the energy W2, docs/benchmarks.md).
 // With `layout` set, every Gaussian (prior, proposals ε, transitions) lives on the centre-of-mass-free
 // subspace of dimension (n−1)·d, and all densities, Ẑ included, are with respect to that subspace.
 struct SmcDiffusionOptions {
