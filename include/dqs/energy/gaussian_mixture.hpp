@@ -161,6 +161,8 @@ class GaussianMixture {
       }
     }
     safe_radius_ = static_cast<S>(std::max(0.0, 0.5 * radius - mean_extent));
+    floor_ = Eigen::internal::pfirst(Eigen::internal::pexp(
+        Eigen::internal::pset1<typename Eigen::internal::packet_traits<S>::type>(kCutoff)));
   }
 
   template <bool WithGradient>
@@ -281,8 +283,7 @@ class GaussianMixture {
     scratch.lo = scratch.upper + padded;
     scratch.hi = scratch.lo + d;
     scratch.kept = active > kStackIndices ? heap_kept.data() : stack_kept;
-    scratch.floor = Eigen::internal::pfirst(Eigen::internal::pexp(
-        Eigen::internal::pset1<typename Eigen::internal::packet_traits<S>::type>(kCutoff)));
+    scratch.floor = floor_;
     const Index n = x.cols();
     Index start = 0;
     for (; start + kWide * kLanes <= n; start += kWide * kLanes)
@@ -446,7 +447,7 @@ class GaussianMixture {
       if (!ei::predux_any(live)) continue;  // e = 0 on every lane
       Packet e[P];
       for (int r = 0; r < P; ++r) {
-        e[r] = ei::psub(ei::pexp(ei::pmax(shifted[r], cutoff)), floor);
+        e[r] = ei::psub(exp_above_cutoff(ei::pmax(shifted[r], cutoff)), floor);
         total[r] = ei::padd(total[r], e[r]);
       }
       if constexpr (WithGradient) {
@@ -552,6 +553,31 @@ class GaussianMixture {
     }
 #endif
     return false;
+  }
+
+  // pexp of arguments in [κ, 0] (or NaN): for float under AVX-512, Eigen's pexp<Packet16f> without
+  // its clamp to ±88.38 and its final max with the argument, which change nothing there (the
+  // result is positive); the same operations otherwise, so the same bits.
+  template <class Packet>
+  static Packet exp_above_cutoff(const Packet& x) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<S, float> && Eigen::internal::packet_traits<S>::size == 16) {
+      namespace ei = Eigen::internal;
+      const Packet m = _mm512_floor_ps(ei::pmadd(x, ei::pset1<Packet>(1.44269504088896341f), ei::pset1<Packet>(0.5f)));
+      const Packet r = _mm512_fmadd_ps(m, ei::pset1<Packet>(-0.6931471805599453f), x);
+      const Packet r2 = ei::pmul(r, r), r3 = ei::pmul(r2, r);
+      Packet y = ei::pmadd(ei::pset1<Packet>(1.9875691500E-4f), r, ei::pset1<Packet>(1.3981999507E-3f));
+      Packet y1 = ei::pmadd(ei::pset1<Packet>(4.1665795894E-2f), r, ei::pset1<Packet>(1.6666665459E-1f));
+      const Packet y2 = ei::padd(r, ei::pset1<Packet>(1.0f));
+      y = ei::pmadd(y, r, ei::pset1<Packet>(8.3334519073E-3f));
+      y1 = ei::pmadd(y1, r, ei::pset1<Packet>(5.0000001201E-1f));
+      y = ei::pmadd(y, r3, y1);
+      y = ei::pmadd(y, r2, y2);
+      const __m512i scale = _mm512_slli_epi32(_mm512_cvttps_epi32(ei::padd(m, ei::pset1<Packet>(127.0f))), 23);
+      return ei::pmul(y, _mm512_castsi512_ps(scale));
+    }
+#endif
+    return Eigen::internal::pexp(x);
   }
 
   // plog of the chunk's totals. They are ≥ 1 (the best component adds exp(0) − e^κ, which rounds
@@ -684,6 +710,7 @@ class GaussianMixture {
   std::vector<Index> active_;     // components with weight > 0 (the others have zero density)
   Vector<S> prune_log_norm_, prune_means_, prune_half_precision_;
   S safe_radius_ = 0;
+  S floor_ = 0;  // exp(κ) as the packet exp rounds it
   Matrix<S> precision_;
   bool diagonal_ = false;
 };

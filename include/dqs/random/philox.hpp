@@ -63,9 +63,11 @@ inline void philox_groups(std::uint32_t first, std::uint32_t w1, std::uint32_t w
                           std::uint32_t key0, std::uint32_t key1, std::uint32_t* out, int blocks) {
   static_assert(G >= 1 && G <= 4);
   const auto mul_hi_lo = [](__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
+    // even: the 64-bit products of lanes 0, 2, …; odd: of lanes 1, 3, … (low word first). A
+    // masked swap of each 32-bit pair moves the words that belong to the other lanes.
     const __m512i even = _mm512_mul_epu32(a, m), odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-    hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-    lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    hi = _mm512_mask_shuffle_epi32(odd, 0x5555, even, _MM_PERM_CDAB);
+    lo = _mm512_mask_shuffle_epi32(even, 0xAAAA, odd, _MM_PERM_CDAB);
   };
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   __m512i c0[G], c1[G], c2[G], c3[G];
@@ -77,6 +79,7 @@ inline void philox_groups(std::uint32_t first, std::uint32_t w1, std::uint32_t w
   }
   const __m512i m0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u)), m1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
   std::uint32_t k0 = key0, k1 = key1;
+#pragma GCC unroll 10  // unrolled, the four-word rotation is renaming, not register moves
   for (int round = 0; round < 10; ++round) {
     const __m512i kk0 = _mm512_set1_epi32(static_cast<int>(k0)), kk1 = _mm512_set1_epi32(static_cast<int>(k1));
     for (int g = 0; g < G; ++g) {

@@ -130,6 +130,9 @@ class MonteCarloScore {
   struct Workspace {
     Matrix<S> noise, proposals, gradients;
     Vector<S> energies, log_weights, weights, tiled, column, half, partial, sum;
+    // weighted_sum_permuted's lane → column table, in the width of S's lanes
+    Eigen::Matrix<std::conditional_t<std::is_same_v<S, float>, std::int32_t, std::int64_t>, Eigen::Dynamic, 1> index;
+    Index index_dim = 0;
   };
 
   template <Energy E, class X>
@@ -167,7 +170,8 @@ class MonteCarloScore {
     constexpr Index kTile = 16;
     ws.proposals.resize(dim, k_total);
     ws.tiled.resize(dim * kTile);
-    for (Index c = 0; c < kTile; ++c) ws.tiled.segment(c * dim, dim) = inv_a * x;
+    for (Index i = 0; i < dim; ++i) ws.tiled[i] = inv_a * x[i];  // plain loops: a segment expression per copy costs more
+    for (Index u = dim; u < dim * kTile; ++u) ws.tiled[u] = ws.tiled[u - dim];
     {
       const S* noise = ws.noise.data();
       S* out = ws.proposals.data();
@@ -210,17 +214,35 @@ class MonteCarloScore {
   template <class Column, Real S>
   void combine(const Column& x, double a, double s, double lambda, Index k, Workspace<S>& ws, Vector<S>& result) const {
     constexpr Index kPacket = Eigen::internal::packet_traits<S>::size;
+    namespace ei = Eigen::internal;
+    using Packet = typename ei::packet_traits<S>::type;
+    constexpr S kNegInf = -std::numeric_limits<S>::infinity();
     result.setZero(x.rows());
-    const auto log_w = ws.log_weights.head(k);
-    const S top = log_w.maxCoeff();
-    if (top == -std::numeric_limits<S>::infinity()) return;  // every proposal has zero density
-    // The exponentials over whole packets (a ragged end would go to scalar libm calls); the
-    // padding is never read.
+    S top;
+    {
+      const S* const from = ws.log_weights.data();
+      Packet largest = ei::pset1<Packet>(kNegInf);
+      Index i = 0;
+      for (; i + kPacket <= k; i += kPacket) largest = ei::pmax(largest, ei::ploadu<Packet>(from + i));
+      if (i < k) largest = ei::pmax(largest, load_padded(from + i, k - i, ei::pset1<Packet>(kNegInf)));
+      top = ei::predux_max(largest);  // the log-weights hold no NaN (propose checked the energies)
+    }
+    if (top == kNegInf) return;  // every proposal has zero density
+    // The exponentials over whole packets (a ragged end would go to scalar libm calls), straight
+    // from the log-weights: the packet operations of (log_w − top).exp() over an aligned array
+    // padded with top, in one pass. The padding is never read.
     const Index padded = (k + kPacket - 1) / kPacket * kPacket;
     ws.weights.resize(padded);
-    ws.weights.head(k) = log_w;
-    ws.weights.tail(padded - k).setConstant(top);
-    ws.weights = (ws.weights.array() - top).exp();
+    {
+      const S* const from = ws.log_weights.data();
+      S* const to = ws.weights.data();
+      const Packet shift = ei::pset1<Packet>(top);
+      Index i = 0;
+      for (; i + kPacket <= k; i += kPacket) ei::pstore(to + i, ei::pexp(ei::psub(ei::ploadu<Packet>(from + i), shift)));
+      if (i < k) {
+        ei::pstore(to + i, ei::pexp(ei::psub(load_padded(from + i, k - i, shift), shift)));
+      }
+    }
     const S total = ws.weights.head(k).sum();
     if (lambda < 1) {
       weighted_sum(ws.gradients, k, ws);
@@ -230,6 +252,23 @@ class MonteCarloScore {
       weighted_sum(ws.proposals, k, ws);
       result += static_cast<S>(lambda) * ((static_cast<S>(a) * (ws.sum / total) - x) / static_cast<S>(s * s));
     }
+  }
+
+  // The first n (< one packet) values from `from`, the other lanes from `fill`: a masked load
+  // where there is one (a packet load of scalars just stored waits for them to reach the cache).
+  template <class Packet, Real S>
+  static Packet load_padded(const S* from, Index n, const Packet& fill) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<S, float> && Eigen::internal::packet_traits<S>::size == 16)
+      return _mm512_mask_loadu_ps(fill, static_cast<__mmask16>((1u << n) - 1), from);
+    if constexpr (std::is_same_v<S, double> && Eigen::internal::packet_traits<S>::size == 8)
+      return _mm512_mask_loadu_pd(fill, static_cast<__mmask8>((1u << n) - 1), from);
+#endif
+    constexpr Index kPacket = Eigen::internal::packet_traits<S>::size;
+    alignas(64) S lanes[kPacket];
+    Eigen::internal::pstore(lanes, fill);
+    for (Index u = 0; u < n; ++u) lanes[u] = from[u];
+    return Eigen::internal::pload<Packet>(lanes);
   }
 
   // ws.sum = Σ_{c < k} ws.weights[c]·v.col(c). The D×k values are one flat array; runs of kTile
@@ -282,9 +321,16 @@ class MonteCarloScore {
       if constexpr (kFloat) return _mm512_fmadd_ps(a, b, c); else return _mm512_fmadd_pd(a, b, c);
     };
     const Index dim = v.rows();
-    alignas(64) std::conditional_t<kFloat, std::int32_t, std::int64_t> index[kLanes * kLanes];
-    for (Index column = 0, i = 0; column < kLanes; ++column)  // index[i] = i / D, without dividing
-      for (Index row = 0; row < dim; ++row) index[i++] = static_cast<std::int32_t>(column);
+    // index[i] = i / D, built once per workspace and dimension (a packet load of scalars just
+    // stored waits for them to reach the cache).
+    using IndexScalar = std::conditional_t<kFloat, std::int32_t, std::int64_t>;
+    if (ws.index_dim != dim) {
+      ws.index.resize(kLanes * kLanes);
+      for (Index column = 0, i = 0; column < kLanes; ++column)
+        for (Index row = 0; row < dim; ++row) ws.index[i++] = static_cast<IndexScalar>(column);
+      ws.index_dim = dim;
+    }
+    const IndexScalar* const index = ws.index.data();
     Packet sums[kLanes];
     for (Index r = 0; r < dim; ++r) sums[r] = zero();
     const S* const values = v.data();
@@ -305,7 +351,13 @@ class MonteCarloScore {
     for (Index r = 0; r < dim; ++r) {
       if constexpr (kFloat) _mm512_store_ps(tile + r * kLanes, sums[r]); else _mm512_store_pd(tile + r * kLanes, sums[r]);
     }
-    ws.sum = Eigen::Map<const Matrix<S>>(tile, dim, kLanes).rowwise().sum();
+    // The tile's D×L columns summed left to right, as Eigen's rowwise().sum() of the tile does.
+    ws.sum.resize(dim);
+    for (Index i = 0; i < dim; ++i) {
+      S acc = tile[i];
+      for (Index c = 1; c < kLanes; ++c) acc += tile[c * dim + i];
+      ws.sum[i] = acc;
+    }
   }
 #endif
 
