@@ -663,22 +663,26 @@ std::string notes(const TaskResult& t) {
   }
   if (t.settings.name == "DW-4") {
     const Index low = t.settings.budgets.front().evaluations;
-    char smc[2048];
+    const double e_top = mean_of("diffusion", "diffusion-smc", top, &Scores::e_w2);
+    const double d_top = mean_of("diffusion", "diffusion-smc", top, &Scores::dist_w2);
+    char smc[2560];
     std::snprintf(
         smc, sizeof smc,
-        "*diffusion-smc does not help on DW-4* (E-W2 %.3f / dist-W2 %.4f at %s evaluations, %.3f / %.4f at %s; "
-        "x-W2 %.2f against ≈ 2.1 for every other row): at large noise its weights are degenerate — one-seed "
-        "traces (N = 500) show a per-level ESS of 0.2–6 %% of N for s ≥ 1 with K = 20 and 3.5 %% at s = 3 even "
-        "with K = 200 — so resampling there keeps a handful of ancestors, and the draws at t = 0 share their "
-        "arrangement and orientation (hence the x-W2). Neither fresh proposal directions (K = 100: E-W2 0.51 / "
-        "0.49 at 2·10³ / 2·10⁴), nor tempered potentials γ̂^β with β → 1 at t = 0 (per-level ESS still 1–10 %%: "
-        "the proposal's Gaussian ratio carries the noise too), nor resampling only below s = 0.5 (E-W2 1.4 / 0.56) "
-        "changed that.\n\n",
+        "*diffusion-smc on DW-4* (E-W2 %.3f / dist-W2 %.4f at %s evaluations, %.3f / %.4f at %s; x-W2 %.2f "
+        "against ≈ 2.1 for the score-based rows): at %s its E-W2 is %s the target (≤ %.3f) but its dist-W2 is "
+        "%.1f× diffusion-posterior's, and at %s it is behind on both. At large noise its weights are degenerate — "
+        "one-seed traces (N = 500) show a per-level ESS of 0.2–6 %% of N for s ≥ 1 with K = 20 and 3.5 %% at s = 3 "
+        "even with K = 200 — so resampling there keeps a handful of ancestors, and the draws at t = 0 share their "
+        "arrangement and orientation (hence the x-W2). Neither fresh proposal directions (K = 100, N = 500, one "
+        "seed: E-W2 0.51 / 0.49 at 2·10³ / 2·10⁴), nor tempered potentials γ̂^β with β → 1 at t = 0 (per-level ESS "
+        "still 1–10 %%: the proposal's Gaussian ratio carries the noise too), nor resampling only below s = 0.5 "
+        "(E-W2 1.4 / 0.56) changed that.\n\n",
         mean_of("diffusion", "diffusion-smc", low, &Scores::e_w2),
-        mean_of("diffusion", "diffusion-smc", low, &Scores::dist_w2),
-        fmt_count(static_cast<double>(low)).c_str(), mean_of("diffusion", "diffusion-smc", top, &Scores::e_w2),
-        mean_of("diffusion", "diffusion-smc", top, &Scores::dist_w2), top_text.c_str(),
-        mean_of("diffusion", "diffusion-smc", top, &Scores::x_w2));
+        mean_of("diffusion", "diffusion-smc", low, &Scores::dist_w2), fmt_count(static_cast<double>(low)).c_str(),
+        e_top, d_top, top_text.c_str(), mean_of("diffusion", "diffusion-smc", top, &Scores::x_w2), top_text.c_str(),
+        e_top <= 1.3 * t.settings.floor_e_w2 ? "within" : "outside", 1.3 * t.settings.floor_e_w2,
+        d_top / mean_of("diffusion", "diffusion-posterior", top, &Scores::dist_w2),
+        fmt_count(static_cast<double>(low)).c_str());
     md << smc;
   }
   if (t.settings.name == "LJ-13" && quality_missed) {
