@@ -161,6 +161,19 @@ class GaussianMixture {
       }
     }
     safe_radius_ = static_cast<S>(std::max(0.0, 0.5 * radius - mean_extent));
+    // Each active component's kernel constants side by side: log-normaliser, μ, 1/(√2σ), 1/σ².
+    const Index stride = 1 + 3 * d;
+    kernel_params_.resize(stride * active);
+    for (Index a = 0; a < active; ++a) {
+      const Index c = active_[static_cast<std::size_t>(a)];
+      S* const to = kernel_params_.data() + a * stride;
+      to[0] = log_norm_[c];
+      for (Index k = 0; k < d; ++k) {
+        to[1 + k] = means_s_(k, c);
+        to[1 + d + k] = half_inv_std_(k, c);
+        to[1 + 2 * d + k] = precision_(k, c);
+      }
+    }
     floor_ = Eigen::internal::pfirst(Eigen::internal::pexp(
         Eigen::internal::pset1<typename Eigen::internal::packet_traits<S>::type>(kCutoff)));
   }
@@ -272,9 +285,9 @@ class GaussianMixture {
     constexpr Index kStackScalars = 4096, kStackIndices = 512;
     const Index scratch_size = (2 * d + active) * kWide * kLanes + 2 * d + padded;
     alignas(64) S stack_scratch[kStackScalars];
-    Index stack_kept[kStackIndices];
+    std::int32_t stack_kept[kStackIndices + kLanes];  // compaction writes whole packets
     Eigen::Array<S, Eigen::Dynamic, 1> heap_scratch(scratch_size > kStackScalars ? scratch_size : 0);
-    std::vector<Index> heap_kept(active > kStackIndices ? active : 0);
+    std::vector<std::int32_t> heap_kept(active > kStackIndices ? active + kLanes : 0);
     DiagonalScratch scratch;
     scratch.p = scratch_size > kStackScalars ? heap_scratch.data() : stack_scratch;
     scratch.l = scratch.p + d * kWide * kLanes;
@@ -315,7 +328,7 @@ class GaussianMixture {
 
   struct DiagonalScratch {
     S *p, *l, *g, *upper, *lo, *hi;
-    Index* kept;
+    std::int32_t* kept;
     S floor;  // exp(κ) as the packet exp rounds it
   };
 
@@ -339,7 +352,7 @@ class GaussianMixture {
     S* const upper = scratch.upper;
     S* const lo = scratch.lo;
     S* const hi = scratch.hi;
-    Index* const kept = scratch.kept;
+    std::int32_t* const kept = scratch.kept;
     Packet largest[P];
     for (int r = 0; r < P; ++r) largest[r] = ei::pset1<Packet>(S(0));
     if (m == P * kLanes) {
@@ -409,16 +422,18 @@ class GaussianMixture {
       const Packet drop = ei::pcmp_lt(ei::padd(up, margin), threshold);  // all-ones bits: drop
       std::uint32_t bits = kept_lanes(drop);
       if (active - c0 < kLanes) bits &= (std::uint32_t{1} << (active - c0)) - 1;  // not the padding
-      for (; bits != 0; bits &= bits - 1) kept[count++] = c0 + std::countr_zero(bits);
+      count += compress_indices(bits, static_cast<std::int32_t>(c0), kept + count);
     }
     Packet best[P];
     for (int r = 0; r < P; ++r) best[r] = ei::pset1<Packet>(kNegInf);
+    const S* const params = kernel_params_.data();
+    const Index stride = 1 + 3 * d;
     for (Index q = 0; q < count; ++q) {
-      const Index c = active_[static_cast<std::size_t>(kept[q])];
+      const S* const pc = params + kept[q] * stride;
       Packet logit[P];
-      for (int r = 0; r < P; ++r) logit[r] = ei::pset1<Packet>(log_norm_[c]);
+      for (int r = 0; r < P; ++r) logit[r] = ei::pset1<Packet>(pc[0]);
       for (Index k = 0; k < d; ++k) {
-        const Packet mu = ei::pset1<Packet>(means_s_(k, c)), h = ei::pset1<Packet>(half_inv_std_(k, c));
+        const Packet mu = ei::pset1<Packet>(pc[1 + k]), h = ei::pset1<Packet>(pc[1 + d + k]);
         for (int r = 0; r < P; ++r) {
           const Packet z = ei::pmul(ei::psub(ei::pload<Packet>(p + (k * P + r) * kLanes), mu), h);
           logit[r] = ei::psub(logit[r], ei::pmul(z, z));
@@ -451,9 +466,9 @@ class GaussianMixture {
         total[r] = ei::padd(total[r], e[r]);
       }
       if constexpr (WithGradient) {
-        const Index c = active_[static_cast<std::size_t>(kept[q])];
+        const S* const pc = params + kept[q] * stride;
         for (Index k = 0; k < d; ++k) {
-          const Packet mu = ei::pset1<Packet>(means_s_(k, c)), precision = ei::pset1<Packet>(precision_(k, c));
+          const Packet mu = ei::pset1<Packet>(pc[1 + k]), precision = ei::pset1<Packet>(pc[1 + 2 * d + k]);
           for (int r = 0; r < P; ++r) {
             const Packet diff = ei::psub(ei::pload<Packet>(p + (k * P + r) * kLanes), mu);
             const Packet term = ei::pmul(e[r], ei::pmul(diff, precision));
@@ -596,6 +611,31 @@ class GaussianMixture {
     return Eigen::internal::plog(total);
   }
 
+  // Writes first + i for each set bit i of `bits` (ascending) to `to`, returns their number. Under
+  // AVX-512 one compress and one whole-packet store (`to` has room for a packet): no branch per
+  // index, whose count varies from chunk to chunk.
+  static Index compress_indices(std::uint32_t bits, std::int32_t first, std::int32_t* to) {
+#if defined(__AVX512F__)
+    constexpr int kLanes = Eigen::internal::packet_traits<S>::size;
+    if constexpr (kLanes == 16) {
+      const __m512i lanes = _mm512_add_epi32(_mm512_set1_epi32(first),
+                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+      _mm512_storeu_si512(to, _mm512_maskz_compress_epi32(static_cast<__mmask16>(bits), lanes));
+      return std::popcount(bits);
+    }
+#if defined(__AVX512VL__)
+    if constexpr (kLanes == 8) {
+      const __m256i lanes = _mm256_add_epi32(_mm256_set1_epi32(first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(to), _mm256_maskz_compress_epi32(static_cast<__mmask8>(bits), lanes));
+      return std::popcount(bits);
+    }
+#endif
+#endif
+    Index count = 0;
+    for (; bits != 0; bits &= bits - 1) to[count++] = first + std::countr_zero(bits);
+    return count;
+  }
+
   // Bit i set ⇔ lane i of a pcmp_* result is false (the lanes to keep).
   template <class Packet>
   static std::uint32_t kept_lanes(const Packet& drop) {
@@ -710,6 +750,7 @@ class GaussianMixture {
   std::vector<Index> active_;     // components with weight > 0 (the others have zero density)
   Vector<S> prune_log_norm_, prune_means_, prune_half_precision_;
   S safe_radius_ = 0;
+  Vector<S> kernel_params_;  // per active component: log-normaliser, μ (D), 1/(√2σ) (D), 1/σ² (D)
   S floor_ = 0;  // exp(κ) as the packet exp rounds it
   Matrix<S> precision_;
   bool diagonal_ = false;

@@ -133,6 +133,8 @@ class MonteCarloScore {
     // weighted_sum_permuted's lane → column table, in the width of S's lanes
     Eigen::Matrix<std::conditional_t<std::is_same_v<S, float>, std::int32_t, std::int64_t>, Eigen::Dynamic, 1> index;
     Index index_dim = 0;
+    decltype(index) tile_index;  // proposals_permuted's lane → coordinate table
+    Index tile_dim = 0;
   };
 
   template <Energy E, class X>
@@ -169,9 +171,18 @@ class MonteCarloScore {
     // does not, and cost more than the proposals' energies here).
     constexpr Index kTile = 16;
     ws.proposals.resize(dim, k_total);
+#if defined(__AVX512F__)
+    if (dim <= Eigen::internal::packet_traits<S>::size && x.innerStride() == 1) {
+      proposals_permuted(x.data(), inv_a, noise_scale, ws);
+    } else
+#endif
+    {
     ws.tiled.resize(dim * kTile);
-    for (Index i = 0; i < dim; ++i) ws.tiled[i] = inv_a * x[i];  // plain loops: a segment expression per copy costs more
-    for (Index u = dim; u < dim * kTile; ++u) ws.tiled[u] = ws.tiled[u - dim];
+    {
+      S* const tiled = ws.tiled.data();  // plain loops: a segment expression per copy costs more
+      for (Index i = 0; i < dim; ++i) tiled[i] = inv_a * x[i];
+      for (Index u = dim; u < dim * kTile; ++u) tiled[u] = tiled[u - dim];
+    }
     {
       const S* noise = ws.noise.data();
       S* out = ws.proposals.data();
@@ -181,6 +192,7 @@ class MonteCarloScore {
       for (; i + run <= total; i += run)
         for (Index u = 0; u < run; ++u) out[i + u] = noise_scale * noise[i + u] + tiled[u];
       for (Index u = 0; i + u < total; ++u) out[i + u] = noise_scale * noise[i + u] + tiled[u];
+    }
     }
     ws.energies.resize(k_total);
     if constexpr (DifferentiableEnergy<E>) {
@@ -303,6 +315,47 @@ class MonteCarloScore {
   }
 
 #if defined(__AVX512F__)
+  // The proposals y = noise_scale·ε + x/a for D ≤ L (the lanes of one register): D registers hold
+  // x/a repeated L times (one permute each), and every run of L columns is D fused multiply-adds —
+  // the operations of the tiled loop in propose, in registers.
+  template <Real S>
+  static void proposals_permuted(const S* x, S inv_a, S noise_scale, Workspace<S>& ws) {
+    constexpr bool kFloat = std::is_same_v<S, float>;
+    constexpr Index kLanes = kFloat ? 16 : 8;
+    using Packet = typename Eigen::internal::packet_traits<S>::type;
+    using IndexScalar = std::conditional_t<kFloat, std::int32_t, std::int64_t>;
+    const Index dim = ws.proposals.rows(), total = ws.proposals.size(), run = dim * kLanes;
+    if (ws.tile_dim != dim) {  // tile_index[u] = u mod D
+      ws.tile_index.resize(kLanes * kLanes);
+      for (Index u = 0; u < run; ++u) ws.tile_index[u] = static_cast<IndexScalar>(u % dim);
+      ws.tile_dim = dim;
+    }
+    const auto mask_of = [](Index lanes) { return static_cast<__mmask16>(lanes >= 16 ? 0xFFFF : (1u << lanes) - 1); };
+    const auto load = [](__mmask16 mask, const S* from) {
+      if constexpr (kFloat) return _mm512_maskz_loadu_ps(mask, from); else return _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask), from);
+    };
+    const auto store = [](__mmask16 mask, S* to, const Packet& v) {
+      if constexpr (kFloat) _mm512_mask_storeu_ps(to, mask, v); else _mm512_mask_storeu_pd(to, static_cast<__mmask8>(mask), v);
+    };
+    const auto spread = [](const __m512i& index, const Packet& v) {
+      if constexpr (kFloat) return _mm512_permutexvar_ps(index, v); else return _mm512_permutexvar_pd(index, v);
+    };
+    const Packet scale = Eigen::internal::pset1<Packet>(noise_scale);
+    const Packet xa = Eigen::internal::pmul(Eigen::internal::pset1<Packet>(inv_a), load(mask_of(dim), x));
+    Packet tiled[kLanes];
+    for (Index r = 0; r < dim; ++r) tiled[r] = spread(_mm512_load_si512(ws.tile_index.data() + r * kLanes), xa);
+    const S* const noise = ws.noise.data();
+    S* const out = ws.proposals.data();
+    Index i = 0;
+    for (; i + run <= total; i += run)
+      for (Index r = 0; r < dim; ++r)
+        Eigen::internal::pstoreu(out + i + r * kLanes, Eigen::internal::pmadd(scale, Eigen::internal::ploadu<Packet>(noise + i + r * kLanes), tiled[r]));
+    for (Index r = 0; i + r * kLanes < total; ++r) {
+      const __mmask16 mask = mask_of(total - i - r * kLanes);
+      store(mask, out + i + r * kLanes, Eigen::internal::pmadd(scale, load(mask, noise + i + r * kLanes), tiled[r]));
+    }
+  }
+
   // weighted_sum for D ≤ L (the lanes of one register): L columns are D registers of values, and
   // register r needs the weights of columns (r·L + lane)/D — one permute of the L weights each.
   template <Real S>
@@ -332,19 +385,27 @@ class MonteCarloScore {
     }
     const IndexScalar* const index = ws.index.data();
     Packet sums[kLanes];
-    for (Index r = 0; r < dim; ++r) sums[r] = zero();
+    __m512i spreads[kLanes];
+    for (Index r = 0; r < dim; ++r) {
+      sums[r] = zero();
+      spreads[r] = _mm512_load_si512(index + r * kLanes);
+    }
     const S* const values = v.data();
     const S* const weights = ws.weights.data();
     const __mmask16 all = kFloat ? 0xFFFF : 0xFF;
-    for (Index c = 0; c < k; c += kLanes) {
+    Index c = 0;
+    for (; c + kLanes <= k; c += kLanes) {
+      const Packet w = load(all, weights + c);
+      for (Index r = 0; r < dim; ++r) sums[r] = fma(load(all, values + c * dim + r * kLanes), spread(spreads[r], w), sums[r]);
+    }
+    if (c < k) {
       // The last run is partial: lanes past column k load zeros (masked loads never fault).
-      const Index columns = std::min(kLanes, k - c), flat = columns * dim;
-      const Packet w = load(columns == kLanes ? all : static_cast<__mmask16>((1u << columns) - 1), weights + c);
-      for (Index r = 0; r < dim; ++r) {
-        const Index lanes = std::clamp<Index>(flat - r * kLanes, 0, kLanes);
+      const Index columns = k - c, flat = columns * dim;
+      const Packet w = load(static_cast<__mmask16>((1u << columns) - 1), weights + c);
+      for (Index r = 0; r * kLanes < flat; ++r) {
+        const Index lanes = std::min(flat - r * kLanes, kLanes);
         const __mmask16 mask = lanes == kLanes ? all : static_cast<__mmask16>((1u << lanes) - 1);
-        sums[r] = fma(load(mask, values + c * dim + r * kLanes),
-                      spread(_mm512_load_si512(index + r * kLanes), w), sums[r]);
+        sums[r] = fma(load(mask, values + c * dim + r * kLanes), spread(spreads[r], w), sums[r]);
       }
     }
     alignas(64) S tile[kLanes * kLanes];
@@ -352,12 +413,27 @@ class MonteCarloScore {
       if constexpr (kFloat) _mm512_store_ps(tile + r * kLanes, sums[r]); else _mm512_store_pd(tile + r * kLanes, sums[r]);
     }
     // The tile's D×L columns summed left to right, as Eigen's rowwise().sum() of the tile does.
-    ws.sum.resize(dim);
-    for (Index i = 0; i < dim; ++i) {
-      S acc = tile[i];
-      for (Index c = 1; c < kLanes; ++c) acc += tile[c * dim + i];
-      ws.sum[i] = acc;
+    // The tile's L columns of D summed in the order of Eigen's rowwise().sum() of the tile (which
+    // the first version used): left to right when D is below the packet size; when D is the packet
+    // size Eigen vectorises it as c₀ + ((c₁ + c₂) + (c₃ + c₄)) + … and the last columns one by one.
+    // One packet of D lanes holds the D running row sums (each lane its own chain).
+    const auto add = [](const Packet& a, const Packet& b) {
+      if constexpr (kFloat) return _mm512_add_ps(a, b); else return _mm512_add_pd(a, b);
+    };
+    const __mmask16 rows = static_cast<__mmask16>(dim >= 16 ? 0xFFFF : (1u << dim) - 1);
+    Packet total;
+    if (dim == kLanes) {  // column c is sums[c]
+      total = sums[0];
+      Index column = 1;
+      for (; column < ((kLanes - 1) & ~Index{3}); column += 4)
+        total = add(total, add(add(sums[column], sums[column + 1]), add(sums[column + 2], sums[column + 3])));
+      for (; column < kLanes; ++column) total = add(total, sums[column]);
+    } else {
+      total = load(rows, tile);
+      for (Index column = 1; column < kLanes; ++column) total = add(total, load(rows, tile + column * dim));
     }
+    ws.sum.resize(dim);
+    if constexpr (kFloat) _mm512_mask_storeu_ps(ws.sum.data(), rows, total); else _mm512_mask_storeu_pd(ws.sum.data(), static_cast<__mmask8>(rows), total);
   }
 #endif
 
