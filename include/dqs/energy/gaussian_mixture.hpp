@@ -271,7 +271,7 @@ class GaussianMixture {
   // it by < (C − 1)·e^κ: under 10⁻⁵ of its half-ulp 2^−24 ≈ 6·10⁻⁸ for C ≤ 40, and under the
   // half-ulp for any C < 4·10⁶. In ∇E each term e_c(x − μ_c)/σ_c² moves by < e^κ|x − μ_c|/σ_c²,
   // 2·10⁻⁷ of the rounding (2^−24 relative) of a full-weight term at the same distance. Double:
-  // κ = −400, e^κ ≈ 2·10⁻¹⁷⁴. (Float used κ = −64 until 2026-11; −32 keeps 30 % fewer
+  // κ = −400, e^κ ≈ 2·10⁻¹⁷⁴. (Float used κ = −64 until 2026-11; −32 keeps 28 % fewer
   // components on GMM-40's Monte Carlo proposals and changes E and ∇E at rounding level only.)
   template <bool WithGradient, int FixedDim>
   void evaluate_diagonal(ConstBatchRef<S> x, ValuesRef<S> values, BatchRef<S>* grad) const {
