@@ -21,3 +21,4 @@
 #include "dqs/sde/predictor_corrector.hpp"
 #include "dqs/sde/ancestral.hpp"
 #include "dqs/sampler/boltzmann_sampler.hpp"
+#include "dqs/sampler/smc_diffusion.hpp"
