@@ -61,46 +61,8 @@ PosteriorMcmcScoreOptions options(Index chains, Index steps, Index burn_in) {
   return o;
 }
 
-// Counts the points the energy is evaluated at.
-template <class E>
-struct Counting {
-  using Scalar = typename E::Scalar;
-  E inner;
-  std::shared_ptr<std::atomic<std::int64_t>> count = std::make_shared<std::atomic<std::int64_t>>(0);
-  Index dim() const { return inner.dim(); }
-  void energy(dqs::ConstBatchRef<Scalar> x, dqs::ValuesRef<Scalar> values) const {
-    *count += x.cols();
-    inner.energy(x, values);
-  }
-  void energy_and_gradient(dqs::ConstBatchRef<Scalar> x, dqs::ValuesRef<Scalar> values,
-                           dqs::BatchRef<Scalar> grad) const {
-    *count += x.cols();
-    inner.energy_and_gradient(x, values, grad);
-  }
-};
-
-// +∞ energy (zero density) on the half-space x₀ > 0, with a NaN gradient there that must never be used; or NaN.
-template <class E>
-struct HalfSpace {
-  using Scalar = typename E::Scalar;
-  E inner;
-  Scalar value = std::numeric_limits<Scalar>::infinity();
-  Index dim() const { return inner.dim(); }
-  void energy(dqs::ConstBatchRef<Scalar> x, dqs::ValuesRef<Scalar> values) const {
-    inner.energy(x, values);
-    for (Index j = 0; j < x.cols(); ++j)
-      if (x(0, j) > 0) values[j] = value;
-  }
-  void energy_and_gradient(dqs::ConstBatchRef<Scalar> x, dqs::ValuesRef<Scalar> values,
-                           dqs::BatchRef<Scalar> grad) const {
-    inner.energy_and_gradient(x, values, grad);
-    for (Index j = 0; j < x.cols(); ++j)
-      if (x(0, j) > 0) {
-        values[j] = value;
-        grad.col(j).setConstant(std::numeric_limits<Scalar>::quiet_NaN());
-      }
-  }
-};
+using dqs_test::Counting;
+using dqs_test::HalfSpace;
 
 }  // namespace
 
