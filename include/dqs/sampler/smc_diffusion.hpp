@@ -48,7 +48,8 @@ namespace dqs {
 //   makes the per-level ESS mostly estimator noise, and resampling on it discards good particles (on LJ-13 it
 //   tripled the energy W2, docs/benchmarks.md).
 // With `layout` set, every Gaussian (prior, proposals ε, transitions) lives on the centre-of-mass-free
-// subspace of dimension (n−1)·d, and all densities, Ẑ included, are with respect to that subspace.
+// subspace of dimension (n−1)·d, the proposal's score is projected onto it (after clipping), and all densities,
+// Ẑ included, are with respect to that subspace.
 struct SmcDiffusionOptions {
   Index steps = 100;           // levels t_n = 1 − n/steps, n = 0..steps; the last is t = 0
   Index samples = 32;          // K proposals per particle and level (t > 0)
@@ -356,6 +357,10 @@ class SmcDiffusionSampler {
       ws.column = sc.template cast<S>();
       detail::clip_norm_by_block(ws.column, options_.clip, options_.clip_block);
       score.col(j) = ws.column;
+      // The proposal mean must stay on the centre-of-mass-free subspace, where the transitions and the weights
+      // live: per-particle clipping (or an energy that is not translation invariant) gives the score a
+      // centre-of-mass component, so project it out (each block then stays within twice the clip).
+      if (options_.layout) remove_centre_of_mass<S>(*options_.layout, score.col(j));
     });
   }
 
