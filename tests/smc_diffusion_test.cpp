@@ -138,7 +138,9 @@ TEMPLATE_TEST_CASE("SmcDiffusionSampler: correlated Gaussian moments and normali
   z.check_normaliser(1.0, "Z");
 }
 
-// The same under a variance-preserving schedule: exercises r = a_n/a_{n+1} ≠ 1 and the −D·log a terms of γ̂.
+// The same under a variance-preserving schedule: exercises r = a_n/a_{n+1} ≠ 1 in the proposal and the backward
+// kernel. (The a_n^−D factors of γ̂ are the same for every particle of a level and telescope out of the weights
+// and of Ẑ, so no output depends on them.)
 TEST_CASE("SmcDiffusionSampler: correlated Gaussian moments and normaliser (VP)", "[smc]") {
   const auto energy = dqs_test::gaussian_2d<double>();
   const Index n = 400;
@@ -288,6 +290,30 @@ TEST_CASE("SmcDiffusionSampler: exact evaluation count", "[smc]") {
   }
 }
 
+// The smallest settings run and keep their invariants: one particle (weight 1, the output is the particle), one
+// proposal, one level (prior straight to t = 0), in float and double.
+TEMPLATE_TEST_CASE("SmcDiffusionSampler: N = 1, K = 1 and steps = 1", "[smc]", float, double) {
+  using S = TestType;
+  const auto energy = dqs_test::gaussian_2d<S>();
+  for (Index steps : {Index{1}, Index{3}})
+    for (Index k : {Index{1}, Index{4}})
+      for (Index n : {Index{1}, Index{5}}) {
+        INFO("steps " << steps << ", K " << k << ", N " << n);
+        const auto r = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 3.0), options(steps, k)).sample(n, 3);
+        REQUIRE(r.samples.cols() == n);
+        CHECK(r.samples.allFinite());
+        CHECK(std::isfinite(r.log_normalizer));
+        CHECK(r.energy_evaluations == n * (k * steps + 1));
+        CHECK(r.ess.size() == static_cast<std::size_t>(steps + 1));
+        CHECK(std::abs(std::log(r.log_weights.array().exp().sum())) < 1e-12);
+        if (n == 1) {
+          CHECK(r.log_weights[0] == 0);
+          CHECK(r.samples == r.particles);
+          CHECK(r.resamplings == 0);  // ESS = N = 1 is never below ρ·N
+        }
+      }
+}
+
 #ifdef _OPENMP
 TEMPLATE_TEST_CASE("SmcDiffusionSampler: bit-identical for any thread count", "[smc]", float, double) {
   using S = TestType;
@@ -331,6 +357,13 @@ TEST_CASE("systematic_resample", "[smc]") {
     }
   }
   REQUIRE_THROWS_WITH(dqs::systematic_resample(w, 1.0), Contains("u must lie in (0, 1)"));
+  // Weights that are not a probability vector would silently pile every offspring on the last index.
+  REQUIRE_THROWS_WITH(dqs::systematic_resample((Eigen::VectorXd(2) << 0.25, 0.25).finished(), 0.5),
+                      Contains("weights must sum to 1, got 0.5"));
+  REQUIRE_THROWS_WITH(dqs::systematic_resample((Eigen::VectorXd(2) << 1.5, -0.5).finished(), 0.5),
+                      Contains("weights[1] must be finite and >= 0, got -0.5"));
+  REQUIRE_THROWS_WITH(dqs::systematic_resample((Eigen::VectorXd(2) << std::nan(""), 1.0).finished(), 0.5),
+                      Contains("weights[0] must be finite and >= 0, got nan"));
 }
 
 TEST_CASE("SmcDiffusionSampler: bad options name the parameter and value", "[smc]") {

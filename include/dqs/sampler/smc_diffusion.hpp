@@ -80,6 +80,14 @@ struct SmcDiffusionResult {
 inline std::vector<Index> systematic_resample(const Vector<double>& weights, double u) {
   detail::require(u > 0 && u < 1, "systematic_resample: u must lie in (0, 1), got ", u);
   const Index n = weights.size();
+  double total = 0;
+  for (Index k = 0; k < n; ++k) {
+    detail::require(std::isfinite(weights[k]) && weights[k] >= 0, "systematic_resample: weights[", k,
+                    "] must be finite and >= 0, got ", weights[k]);
+    total += weights[k];
+  }
+  // Normalised weights sum to 1 up to rounding (≈ n·2⁻⁵³); a looser bound still catches unnormalised input.
+  detail::require(n == 0 || std::abs(total - 1) <= 1e-6, "systematic_resample: weights must sum to 1, got ", total);
   std::vector<Index> ancestors(static_cast<std::size_t>(n));
   double cumulative = 0;
   Index k = 0;
