@@ -335,6 +335,26 @@ TEMPLATE_TEST_CASE("SmcDiffusionSampler: bit-identical for any thread count", "[
     CHECK(one.resamplings == other->resamplings);
   }
 }
+
+// The centre-of-mass-free path (projected directions, noise and clipped scores) with kept and fresh directions.
+TEST_CASE("SmcDiffusionSampler: bit-identical for any thread count with a layout", "[smc]") {
+  const Harmonic energy;
+  for (bool fresh : {false, true}) {
+    INFO("fresh_proposals " << fresh);
+    SmcDiffusionOptions o = options(8, 5);
+    o.layout = energy.layout;
+    o.clip = 0.5;
+    o.clip_block = 2;
+    o.fresh_proposals = fresh;
+    const auto one = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
+    o.threads = 2;
+    const auto two = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
+    REQUIRE(one.resamplings > 0);
+    CHECK(one.samples == two.samples);
+    CHECK(one.log_weights == two.log_weights);
+    CHECK(one.log_normalizer == two.log_normalizer);
+  }
+}
 #endif
 
 // Points (i + u)/N = 0.125, 0.375, 0.625, 0.875 against the cumulative sums 0.5, 0.75, 1 (a zero-weight index 3
