@@ -29,8 +29,10 @@ namespace dqs {
 // Why each piece is there:
 // - γ̂_n is an unbiased estimate of γ_n (the mean of K importance weights), so the particle system is a
 //   random-weight SMC on an extended space: its weighted particles target γ_n exactly (as N → ∞) and its
-//   normaliser estimate Ẑ of Z = ∫exp(−E) is unbiased, whatever K. Small K only costs variance. The estimate
-//   at x' is drawn once and carried: it is the denominator of the next step's weight.
+//   normaliser estimate Ẑ of Z = ∫exp(−E) is unbiased, whatever K. At finite N small K also costs bias:
+//   resampling on weights that carry the γ̂ ratios' noise gives the O(1/N) SMC bias and a heavy-tailed Ẑ
+//   (figures in docs/concepts.md). The estimate at x' is drawn once and carried: it is the denominator of the
+//   next step's weight.
 // - The proposal mean uses the score Ŝ of the same K proposals (Tweedie, target or blend form, clipped):
 //   any proposal is corrected by the weights, so clipping and the estimator's bias cost variance, not bias.
 //   Mean and variance are the exact reverse transition when p = N(μ, τ²I) and Ŝ is exact (x_{n+1} | x_n is then
