@@ -756,7 +756,7 @@ std::string notes(const TaskResult& t) {
         "N/2 and the population is resampled at about half of the levels, so the draws at t = 0 descend from few "
         "ancestors at large noise. The rotation-invariant metrics (E-W2, dist-W2) improve most; x-W2 stays at "
         "%.2f against the MCMC rows' %.2f, consistent with draws that share their ancestors' orientation. One-seed "
-        "trials (N = 500, seed 1; E-W2 at 2·10³ / 10⁴): K = 10 3.6 / 3.7 (the setting here), K = 5 4.0 / 4.5, "
+        "trials (N = 500, seed 1; E-W2 at 2·10³ / 10⁴; run before 4541c08 projected the clipped proposal score onto the centre-of-mass-free subspace): K = 10 3.6 / 3.7 (the setting here), K = 5 4.0 / 4.5, "
         "K = 50 24 / 4.6; K = 20 with fresh proposal directions at every level 37 / 17 against 12 / 11 with the "
         "directions kept along the path (fresh directions turn each weight ratio into a quotient of independent "
         "estimates, so the ESS mostly measures estimator noise and resampling throws away good particles). Not "
