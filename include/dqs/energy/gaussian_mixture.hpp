@@ -504,7 +504,7 @@ class GaussianMixture {
           else
             gk = ei::pmul(ei::pload<Packet>(gk_at), inv);
           ei::pstore(gk_at, gk);
-          gs[k < 2 ? k : 0] = gk;
+          if constexpr (FixedDim == 2) gs[k] = gk;  // only the D = 2 paired store reads them
           check = ei::padd(check, gk);
         }
         const bool paired = FixedDim == 2 && n == kLanes && grad->outerStride() == 2 &&
