@@ -11,7 +11,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,15 +27,28 @@ Eigen::MatrixXd read_terminal(const std::string& path) {
   std::string line;
   std::getline(in, line);
   std::vector<double> xy;
-  while (std::getline(in, line)) {
+  // A coordinate must be one whole finite number: anything else names the file and the line.
+  const auto coordinate = [&](const std::string& field, long line_number) {
+    std::size_t used = 0;
+    double value = std::numeric_limits<double>::quiet_NaN();
+    try {
+      value = std::stod(field, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    dqs::detail::require(used > 0 && used == field.size() && std::isfinite(value), "gmm_terminal_mmd: ", path,
+                         " line ", line_number, ": expected episode,x,y with finite x and y, got '", field, "'");
+    return value;
+  };
+  for (long line_number = 2; std::getline(in, line); ++line_number) {
     if (line.empty()) continue;
     std::stringstream row(line);
     std::string episode, x, y;
     std::getline(row, episode, ',');
     std::getline(row, x, ',');
     std::getline(row, y, ',');
-    xy.push_back(std::stod(x));
-    xy.push_back(std::stod(y));
+    xy.push_back(coordinate(x, line_number));
+    xy.push_back(coordinate(y, line_number));
   }
   dqs::detail::require(xy.size() >= 4, "gmm_terminal_mmd: ", path, " holds fewer than 2 terminal states");
   return Eigen::Map<Eigen::MatrixXd>(xy.data(), 2, static_cast<Eigen::Index>(xy.size() / 2));
