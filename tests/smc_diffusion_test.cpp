@@ -30,7 +30,8 @@ using Catch::Matchers::Contains;
 // consistent with an O(1/N) bias (Z: no bias at all), against a run-to-run standard deviation of order 1/√N, so
 // their R-run average lies within 5 standard errors sd/√R of the truth with probability > 1 − 6·10⁻⁷ per check
 // (the t distribution with R − 1 = 23 degrees of freedom puts 4·10⁻⁵ beyond 5; the bias at N = 400 is a small
-// fraction of sd). The tolerance alone would accept a useless sampler with a huge sd, so each test also bounds
+// fraction of sd in these low-dimensional cases, not in general: the review measured ≈ 0.45 sd on a 4-D Gaussian
+// at K = 32, docs/concepts.md). The tolerance alone would accept a useless sampler with a huge sd, so each test also bounds
 // sd by the standard error of 0.05·N independent exact draws, sqrt(var/(0.05·N)): the population must be worth
 // at least 5 % of N exact samples.
 struct RunStats {
