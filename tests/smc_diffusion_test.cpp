@@ -1,6 +1,7 @@
 // SmcDiffusionSampler: weighted moments, mode weights and the normaliser against closed forms (Gaussian,
 // separated mixture, truncated Gaussian, a centre-of-mass-free harmonic cluster), exact evaluation counts,
-// bit-identity over thread counts, +inf/NaN energies, systematic resampling and bad options.
+// bit-identity over thread counts, +inf/NaN energies, systematic resampling and bad options; the resample-move
+// kernel alone on exact draws of its extended target, and SMC with moves against the same closed forms.
 #include "dqs/energy/gaussian_mixture.hpp"
 #include "dqs/energy/particles.hpp"
 #include "dqs/sampler/smc_diffusion.hpp"
@@ -357,6 +358,251 @@ TEST_CASE("SmcDiffusionSampler: bit-identical for any thread count with a layout
   }
 }
 #endif
+
+// ---------------------------------------------------------------------------------------------------
+// Resample-move
+
+// Exact draws of the extended target π̃(x, ε) ∝ γ̂(x; ε)·Π_k N(ε_k) at a level with a = 1 (VE) and noise s, for the
+// Gaussian N(μ, LLᵀ): π̃ = (1/K)·Σ_κ p(x + s·ε_κ)·Π_k N(ε_k) is a mixture over κ of "x0 ~ p, ε ~ N(0, I) independent,
+// x = x0 − s·ε_κ" (change of variables (x, ε_κ) → (x0, ε_κ), unit Jacobian). So: κ uniform, x0 = μ + L·ξ, every ε
+// standard normal, x = x0 − s·ε_κ. Streams of the user purpose (the sampler never draws from them).
+namespace {
+void exact_extended_draws(const Eigen::Vector2d& mu, const Eigen::Matrix2d& cov, double s, Index k, Index n,
+                          dqs::Matrix<double>& x, dqs::Matrix<double>& directions) {
+  const Eigen::Matrix2d chol = cov.llt().matrixL();
+  x.resize(2, n);
+  directions.resize(2 * k, n);
+  for (Index j = 0; j < n; ++j) {
+    dqs::Vector<double> xi(2), eps(2 * k), u(1);
+    dqs::random::Stream(77, static_cast<std::uint64_t>(j), 0, dqs::random::Purpose::user, 1).normal<double>(xi);
+    dqs::random::Stream(77, static_cast<std::uint64_t>(j), 0, dqs::random::Purpose::user, 2).normal<double>(eps);
+    dqs::random::Stream(77, static_cast<std::uint64_t>(j), 0, dqs::random::Purpose::user, 3).uniform<double>(u);
+    const auto chosen = std::min<Index>(k - 1, static_cast<Index>(u[0] * static_cast<double>(k)));
+    directions.col(j) = eps;
+    x.col(j) = mu + chol * xi - s * eps.segment(2 * chosen, 2);
+  }
+}
+}  // namespace
+
+// The move kernel alone, started from exact draws of π̃ (t > 0, K = 4) or of p (t = 0), must keep them exact:
+// after 25 moves the x-marginal is still N(μ, Σ + s²I) and E[x_i·Σ_k ε_k,i] = −s (from x = x0 − s·ε_κ: only the
+// chosen direction correlates with x). A kernel that ignored the MALA proposal densities, or redrew directions
+// without the γ̂ ratio, would drift away (an unadjusted Langevin step at the adapted h ≈ 1 inflates the variance by
+// tens of %). The N = 20000 particles are independent given the step sizes, so with one draw's variance V a mean
+// has standard error √(V/N): V = Σ_ii + s² for x_i; 2(Σ_ii + s²)² for (x_i − μ_i)² (Gaussian); for x_i·Σ_k ε_k,i,
+// E[x_i²·(Σ_k ε_k,i)²] ≤ √(E x_i⁴·E(Σε)⁴) = √(3(μ_i² + Σ_ii + s²)²·3K²) bounds V. 5 standard errors per check.
+TEST_CASE("SmcDiffusionSampler: the move kernel keeps exact draws of its extended target exact", "[smc][move]") {
+  const auto energy = dqs_test::gaussian_2d<double>();
+  const Eigen::Vector2d mu(0.5, -0.3);
+  const Eigen::Matrix2d cov = dqs_test::cov2(1.0, 0.4, 0.7);
+  const auto kernel = GENERATE(dqs::SmcMoveKernel::mala, dqs::SmcMoveKernel::random_walk);
+  const Index refresh = GENERATE(0, 2);
+  const bool final_level = GENERATE(false, true);
+  INFO("kernel " << static_cast<int>(kernel) << ", refresh " << refresh << ", t = 0 " << final_level);
+  SmcDiffusionOptions o = options(8, 4);
+  o.moves = 25;
+  o.move_kernel = kernel;
+  o.move_refresh = refresh;
+  o.move_target_acceptance = kernel == dqs::SmcMoveKernel::mala ? 0.57 : 0.3;
+  const SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 2.5), o);
+  const Index level = final_level ? 8 : 2, n = 20000, k = 4;
+  const double s = sampler.schedule().sigma(sampler.time(level));
+  REQUIRE(sampler.schedule().alpha(sampler.time(level)) == 1.0);
+  dqs::Matrix<double> x, directions;
+  exact_extended_draws(mu, cov, s, k, n, x, directions);
+  const dqs::Matrix<double> start = x;
+  double step = 0.5;
+  std::int64_t evaluations = 0;
+  const auto acceptance = sampler.move(level, 3, x, directions, step, &evaluations);
+  REQUIRE(acceptance.size() == 25);
+  CHECK(evaluations == n * (final_level ? 1 : k) * 26);
+  // The kernel must actually move: acceptance near its target after adaptation, almost every particle moved.
+  CHECK(acceptance.back() > 0.2);
+  CHECK(acceptance.back() < 0.8);
+  Index moved = 0;
+  for (Index j = 0; j < n; ++j) moved += x.col(j) != start.col(j) ? 1 : 0;
+  CHECK(moved > 0.95 * static_cast<double>(n));
+  const double nd = static_cast<double>(n);
+  for (Index i = 0; i < 2; ++i) {
+    const double var = cov(i, i) + s * s;
+    const double mean = x.row(i).mean();
+    const double second = (x.row(i).array() - mu[i]).square().mean();
+    INFO("coordinate " << i << ": mean " << mean << " (" << mu[i] << "), variance " << second << " (" << var << ")");
+    CHECK(std::abs(mean - mu[i]) < 5 * std::sqrt(var / nd));
+    CHECK(std::abs(second - var) < 5 * std::sqrt(2 * var * var / nd));
+    if (!final_level) {
+      double cross = 0;
+      for (Index j = 0; j < n; ++j) {
+        double sum_eps = 0;
+        for (Index c = 0; c < k; ++c) sum_eps += directions(2 * c + i, j);
+        cross += x(i, j) * sum_eps;
+      }
+      cross /= nd;
+      const double bound = std::sqrt(3 * std::pow(mu[i] * mu[i] + var, 2) * 3 * k * k);
+      INFO("E[x_i sum_k eps_k,i] " << cross << " (" << -s << ")");
+      CHECK(std::abs(cross + s) < 5 * std::sqrt(bound / nd));
+    }
+  }
+  const double covariance = ((x.row(0).array() - mu[0]) * (x.row(1).array() - mu[1])).mean();
+  CHECK(std::abs(covariance - cov(0, 1)) <
+        5 * std::sqrt(((cov(0, 0) + s * s) * (cov(1, 1) + s * s) + cov(0, 1) * cov(0, 1)) / nd));
+}
+
+// SMC with moves keeps the closed-form moments and the unbiased Ẑ (moves leave the weights alone), for the weighted
+// particles and for the moved draws; tolerances as in the tests without moves (RunStats).
+TEST_CASE("SmcDiffusionSampler: resample-move keeps moments and normaliser (VE and VP)", "[smc][move]") {
+  const auto energy = dqs_test::gaussian_2d<double>();
+  const Eigen::Matrix2d cov = dqs_test::cov2(1.0, 0.4, 0.7);
+  const Index n = 400;
+  SmcDiffusionOptions o = options(16, 32);
+  o.moves = 2;
+  o.move_refresh = 4;
+  o.move_every_level = GENERATE(false, true);
+  const bool vp = GENERATE(false, true);
+  INFO("every level " << o.move_every_level << ", VP " << vp);
+  RunStats m0, v1, z, sample_m0, sample_v1;
+  std::size_t moves_seen = 0;
+  const auto run = [&](const auto& sampler) {
+    for (int seed = 1; seed <= kRuns; ++seed) {
+      const auto r = sampler.sample(n, static_cast<std::uint64_t>(seed));
+      moves_seen += r.move_acceptance.size();
+      m0.add(weighted(r, [](const Eigen::VectorXd& x) { return x[0]; }));
+      v1.add(weighted(r, [](const Eigen::VectorXd& x) { return (x[1] + 0.3) * (x[1] + 0.3); }));
+      z.add(std::exp(r.log_normalizer));
+      sample_m0.add(r.samples.row(0).mean());
+      sample_v1.add((r.samples.row(1).array() + 0.3).square().mean());
+    }
+  };
+  if (vp)
+    run(SmcDiffusionSampler(energy, dqs::VPLinear(0.1, 2.0), o));
+  else
+    run(SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.5), o));
+  CHECK(moves_seen >= static_cast<std::size_t>(2 * kRuns));
+  m0.check(0.5, cov(0, 0), n, "mean x0");
+  v1.check(cov(1, 1), 2 * cov(1, 1) * cov(1, 1), n, "var x1");
+  z.check_normaliser(1.0, "Z");
+  sample_m0.check(0.5, cov(0, 0), n, "mean x0 of the moved draws");
+  sample_v1.check(cov(1, 1), 2 * cov(1, 1) * cov(1, 1), n, "var x1 of the moved draws");
+}
+
+// The centre-of-mass-free layout with per-particle clipping (the table's setting): moved points stay on the
+// subspace, and the moments and Ẑ stay right (tolerances of the layout tests above).
+TEST_CASE("SmcDiffusionSampler: resample-move with a centre-of-mass-free layout", "[smc][move]") {
+  const Harmonic energy;
+  SmcDiffusionOptions o = options(16, 32);
+  o.layout = energy.layout;
+  o.clip = 0.5;
+  o.clip_block = 2;
+  o.moves = 3;
+  o.move_every_level = true;
+  o.move_refresh = 2;
+  o.move_kernel = GENERATE(dqs::SmcMoveKernel::mala, dqs::SmcMoveKernel::random_walk);
+  const Index n = 400;
+  const SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 2.0), o);
+  const double tau2 = energy.tau * energy.tau;
+  const double z_exact = std::pow(2 * std::numbers::pi * tau2, 2);
+  RunStats sq, sample_sq, z;
+  for (int seed = 1; seed <= kRuns; ++seed) {
+    const auto r = sampler.sample(n, static_cast<std::uint64_t>(seed));
+    REQUIRE(dqs::centre_of_mass<double>(energy.layout, r.particles).cwiseAbs().maxCoeff() < 1e-12);
+    REQUIRE(dqs::centre_of_mass<double>(energy.layout, r.samples).cwiseAbs().maxCoeff() < 1e-12);
+    sq.add(weighted(r, [](const Eigen::VectorXd& x) { return x.squaredNorm(); }));
+    sample_sq.add(r.samples.colwise().squaredNorm().mean());
+    z.add(std::exp(r.log_normalizer) / z_exact);
+  }
+  sq.check(4 * tau2, 8 * tau2 * tau2, n, "E|x|^2");
+  sample_sq.check(4 * tau2, 8 * tau2 * tau2, n, "E|x|^2 of the moved draws");
+  z.check_normaliser(1.0, "Z / Z_exact");
+}
+
+// Every level: N·(1 + M)·(K·steps + 1). After resampling only: N·(K·steps + 1) + N·M·(K·resamplings + 1), the last
+// term the moves after the final draw (one evaluation each).
+TEST_CASE("SmcDiffusionSampler: exact evaluation count with moves", "[smc][move]") {
+  const Counting<dqs::Gaussian<double>> energy{dqs_test::gaussian_2d<double>()};
+  for (bool every : {false, true})
+    for (auto kernel : {dqs::SmcMoveKernel::mala, dqs::SmcMoveKernel::random_walk}) {
+      SmcDiffusionOptions o = options(9, 3);
+      o.moves = 2;
+      o.move_every_level = every;
+      o.move_kernel = kernel;
+      o.ess_threshold = 0.9;
+      *energy.count = 0;
+      const auto r = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 3.0), o).sample(50, 2);
+      INFO("every level " << every);
+      if (!every) REQUIRE(r.resamplings > 0);
+      const std::int64_t base = 50 * (3 * 9 + 1);
+      CHECK(r.energy_evaluations ==
+            (every ? base * 3 : base + 50 * 2 * (3 * static_cast<std::int64_t>(r.resamplings) + 1)));
+      CHECK(*energy.count == r.energy_evaluations);
+      CHECK(r.move_acceptance.size() == static_cast<std::size_t>(2 * (every ? 10 : r.resamplings + 1)));
+    }
+}
+
+#ifdef _OPENMP
+TEST_CASE("SmcDiffusionSampler: resample-move is bit-identical for any thread count", "[smc][move]") {
+  const Harmonic energy;
+  for (bool every : {false, true}) {
+    INFO("every level " << every);
+    SmcDiffusionOptions o = options(8, 5);
+    o.layout = energy.layout;
+    o.clip = 0.5;
+    o.clip_block = 2;
+    o.moves = 2;
+    o.move_every_level = every;
+    o.move_refresh = 2;
+    const auto one = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
+    o.threads = 2;
+    const auto two = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
+    o.threads = 3;
+    const auto three = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
+    REQUIRE(one.resamplings > 0);
+    for (const auto* other : {&two, &three}) {
+      CHECK(one.samples == other->samples);
+      CHECK(one.particles == other->particles);
+      CHECK(one.log_weights == other->log_weights);
+      CHECK(one.log_normalizer == other->log_normalizer);
+      CHECK(one.move_acceptance == other->move_acceptance);
+      CHECK(one.move_step == other->move_step);
+    }
+  }
+}
+#endif
+
+TEST_CASE("SmcDiffusionSampler: bad move options name the parameter and value", "[smc][move]") {
+  const auto energy = dqs_test::gaussian_2d<double>();
+  const dqs::VEGeometric ve(0.01, 3.0);
+  const auto bad = [&](std::function<void(SmcDiffusionOptions&)> edit, const char* message) {
+    SmcDiffusionOptions o;
+    edit(o);
+    REQUIRE_THROWS_AS(SmcDiffusionSampler(energy, ve, o), std::invalid_argument);
+    REQUIRE_THROWS_WITH(SmcDiffusionSampler(energy, ve, o), Contains(message));
+  };
+  bad([](auto& o) { o.moves = -1; }, "moves must lie in [0, 20000], got -1");
+  bad([](auto& o) { o.moves = 20001; }, "moves must lie in [0, 20000], got 20001");
+  bad([](auto& o) { o.move_step = 0; }, "move_step must be finite and > 0, got 0");
+  bad([](auto& o) { o.move_step = -0.5; }, "move_step must be finite and > 0, got -0.5");
+  bad([](auto& o) { o.move_target_acceptance = 0; }, "move_target_acceptance must lie in (0, 1), got 0");
+  bad([](auto& o) { o.move_target_acceptance = 1; }, "move_target_acceptance must lie in (0, 1), got 1");
+  bad([](auto& o) { o.move_target_acceptance = std::nan(""); }, "move_target_acceptance must lie in (0, 1), got nan");
+  bad([](auto& o) { o.move_refresh = -1; }, "move_refresh must lie in [0, samples = 32], got -1");
+  bad([](auto& o) { o.move_refresh = 33; }, "move_refresh must lie in [0, samples = 32], got 33");
+  struct EnergyOnly {
+    using Scalar = double;
+    Index dim() const { return 2; }
+    void energy(dqs::ConstBatchRef<double>, dqs::ValuesRef<double> v) const { v.setZero(); }
+  };
+  SmcDiffusionOptions o;
+  o.form = dqs::ScoreForm::tweedie;
+  o.moves = 1;
+  REQUIRE_THROWS_WITH(SmcDiffusionSampler(EnergyOnly{}, ve, o), Contains("use SmcMoveKernel::random_walk"));
+  o.move_kernel = dqs::SmcMoveKernel::random_walk;
+  REQUIRE_NOTHROW(SmcDiffusionSampler(EnergyOnly{}, ve, o));
+  const SmcDiffusionSampler sampler(energy, ve, SmcDiffusionOptions{});
+  dqs::Matrix<double> x = dqs::Matrix<double>::Zero(2, 3), directions = dqs::Matrix<double>::Zero(2 * 32, 2);
+  double step = 0.1;
+  REQUIRE_THROWS_WITH(sampler.move(1, 1, x, directions, step), Contains("directions must be 64x3, got 64x2"));
+  REQUIRE_THROWS_WITH(sampler.move(101, 1, x, directions, step), Contains("level must lie in [0, 100], got 101"));
+}
 
 // Points (i + u)/N = 0.125, 0.375, 0.625, 0.875 against the cumulative sums 0.5, 0.75, 1 (a zero-weight index 3
 // in the middle and at the end): ancestors 0, 0, 1, 2. Random weights: every index gets ⌊N·w⌋ or ⌈N·w⌉ copies.

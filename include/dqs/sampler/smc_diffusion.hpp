@@ -1,7 +1,8 @@
 // SmcDiffusionSampler: sequential Monte Carlo along the diffusion path (particle denoising diffusion sampler,
 // Phillips et al. 2024, training-free). Targets γ_n(x) = ∫exp(−E(x0))·N(x; a_n·x0, s_n²I)dx0 = a_n^−D·E_ε[exp(−E((x + s_n·ε)/a_n))],
 // estimated without bias from K proposals; x' ~ q = N((x + v·Ŝ(x))/r, v·c_{n+1}/c_n·I), r = a_n/a_{n+1}, v = s_n² − r²s_{n+1}²,
-// c = a²τ² + s²; weight ×= γ̂_{n+1}(x')·N(x; r·x', vI)/(γ̂_n(x)·q(x'|x)), exact γ_N = exp(−E) at t = 0; resampled when ESS < ρN.
+// c = a²τ² + s²; weight ×= γ̂_{n+1}(x')·N(x; r·x', vI)/(γ̂_n(x)·q(x'|x)), exact γ_N = exp(−E) at t = 0; resampled when ESS < ρN;
+// optional resample-move: MALA / random-walk Metropolis moves of (x, ε) invariant for γ̂_n(x; ε)·Π N(ε_k) (derivation below).
 #pragma once
 
 #include "dqs/detail/check.hpp"
@@ -49,9 +50,34 @@ namespace dqs {
 //   independent estimates. With fresh directions at every level (true) the ratio of independent estimates
 //   makes the per-level ESS mostly estimator noise, and resampling on it discards good particles (on LJ-13 it
 //   tripled the energy W2, docs/benchmarks.md).
+// - Resample-move (moves > 0, off by default). The weighted particles (x, ε) at level n target the extended
+//   π̃_n(x, ε) ∝ γ̂_n(x; ε)·Π_k N(ε_k; 0, I), whose x-marginal is γ_n (the mean of the K importance weights over ε is
+//   γ_n(x)). Any kernel that leaves π̃_n invariant, applied to every particle, keeps the weighted population a valid
+//   one for π̃_n and leaves the weights as they are (Gilks & Berzuini 2001); after a resampling it spreads the copies
+//   of one ancestor apart. One move: a fixed subset R of the K directions (cycled by level and move number, never
+//   chosen from the state) is redrawn, ε'_k ~ N(0, I) for k ∈ R, and x' = x + h·g(x; ε) + √(2h)·z, z ~ N(0, I), with
+//   g the particle's proposal score Ŝ (blend/Tweedie/target form, clipped, projected: a deterministic function of
+//   (x, ε)) for MALA and g = 0 for the random walk. The reverse move redraws the same subset and proposes x from
+//   x' + h·g(x'; ε'). Metropolis–Hastings accepts with
+//     α = π̃(x', ε')·Π_{k∈R}N(ε_k)·q(x | x', ε') / (π̃(x, ε)·Π_{k∈R}N(ε'_k)·q(x' | x, ε))
+//       = γ̂(x'; ε')·q(x | x', ε') / (γ̂(x; ε)·q(x' | x, ε)),   q(x' | x, ε) ∝ exp(−‖x' − x − h·g(x; ε)‖²/(4h)),
+//   the refreshed directions' prior factors cancelling against their proposal densities. Both q are evaluated from
+//   the stored points and the stored drifts, so the clipped drift enters both ends the same way: per-particle
+//   clipping changes the proposal, never the exactness. With a layout z, g and x' are projected onto the centre-of-
+//   mass-free subspace, q is a Gaussian on it with the same constant at both ends, and the moved points stay on it.
+//   At t = 0 (γ = exp(−E), no ε) g is the clipped, projected −∇E. Cost: K evaluations per particle and move at
+//   t > 0 (γ̂ and Ŝ at x' come from the same K proposals), 1 at t = 0. Moves run at every level
+//   (move_every_level) or only where the population was resampled, and in both cases after the final draw at t = 0
+//   (on `samples`; `particles` and `log_weights` are the weighted population before it). Step size: h carries over
+//   from move to move and level to level and, with move_adapt, becomes h·exp(2·(ā − α*)) after each move, ā the
+//   population's mean acceptance probability of that move. h is then a function of the population's past, the usual
+//   adaptive SMC practice (Fearnhead & Taylor 2013): each move is exact for π̃_n given h, and the dependence of h on
+//   any one particle vanishes as N → ∞ (an O(1/N) effect like the resampling's).
 // With `layout` set, every Gaussian (prior, proposals ε, transitions) lives on the centre-of-mass-free
 // subspace of dimension (n−1)·d, the proposal's score is projected onto it (after clipping), and all densities,
 // Ẑ included, are with respect to that subspace.
+enum class SmcMoveKernel { mala, random_walk };
+
 struct SmcDiffusionOptions {
   Index steps = 100;           // levels t_n = 1 − n/steps, n = 0..steps; the last is t = 0
   Index samples = 32;          // K proposals per particle and level (t > 0)
@@ -62,6 +88,14 @@ struct SmcDiffusionOptions {
   Index clip_block = 0;                                     // 0: whole vector; b > 0: blocks of b coordinates
   std::optional<ParticleLayout> layout;                     // centre-of-mass-free Gaussians (particle systems)
   bool fresh_proposals = false;  // false: K directions ε per particle for the whole path; true: new ε at every level
+  // Resample-move (see above); moves = 0 leaves the sampler as without these options.
+  Index moves = 0;                    // M Metropolis–Hastings moves per moving level, in [0, 20000]
+  bool move_every_level = false;      // true: at every level; false: at levels where the population was resampled
+  SmcMoveKernel move_kernel = SmcMoveKernel::mala;  // mala: drift h·Ŝ; random_walk: no drift
+  double move_step = 0.01;            // initial h: x' = x + h·g + √(2h)·z
+  bool move_adapt = true;             // h ← h·exp(2(ā − move_target_acceptance)) after each move
+  double move_target_acceptance = 0.57;  // α* ∈ (0, 1); ≈ 0.57 suits MALA, ≈ 0.25 the random walk
+  Index move_refresh = 0;             // R ∈ [0, K]: directions redrawn from N(0, I) with each move at t > 0
   int threads = 0;                                          // OpenMP threads; 0 keeps OpenMP's default
 };
 
@@ -71,9 +105,13 @@ struct SmcDiffusionResult {
   Matrix<S> particles;           // D×N particles at t = 0 before the final resampling
   Vector<double> log_weights;    // their normalised log weights (log Σ exp = 0); −inf for zero weight
   double log_normalizer = 0;     // log Ẑ, Ẑ an unbiased estimate of Z = ∫exp(−E(x))dx
-  std::int64_t energy_evaluations = 0;  // N·(K·steps + 1): K per particle and level t > 0, 1 at t = 0
+  // N·(K·steps + 1): K per particle and level t > 0, 1 at t = 0; each move adds N·K at t > 0 and N at t = 0
+  // (every level: N·(1 + M)·(K·steps + 1))
+  std::int64_t energy_evaluations = 0;
   Index resamplings = 0;         // levels at which the population was resampled (the final draw not counted)
   std::vector<double> ess;       // ESS/N after each level's reweighting, levels 0..steps
+  std::vector<double> move_acceptance;  // the population's mean acceptance probability of each move, in order
+  double move_step = 0;          // h after the last move (its adaptation included); the initial h without moves
 };
 
 // Systematic resampling: ancestors of N equally weighted offspring from normalised weights w (Σ w = 1) and one
@@ -123,6 +161,18 @@ class SmcDiffusionSampler {
                     o.clip);
     detail::require(o.clip_block >= 0, "SmcDiffusionSampler: clip_block must be >= 0, got ", o.clip_block);
     detail::require(o.threads >= 0, "SmcDiffusionSampler: threads must be >= 0, got ", o.threads);
+    detail::require(o.moves >= 0 && o.moves <= kMaxMoves, "SmcDiffusionSampler: moves must lie in [0, ", kMaxMoves,
+                    "], got ", o.moves);
+    detail::require_positive("SmcDiffusionSampler: move_step", o.move_step);
+    detail::require(o.move_target_acceptance > 0 && o.move_target_acceptance < 1,
+                    "SmcDiffusionSampler: move_target_acceptance must lie in (0, 1), got ", o.move_target_acceptance);
+    detail::require(o.move_refresh >= 0 && o.move_refresh <= o.samples,
+                    "SmcDiffusionSampler: move_refresh must lie in [0, samples = ", o.samples, "], got ",
+                    o.move_refresh);
+    if constexpr (!DifferentiableEnergy<E>)
+      detail::require(o.moves == 0 || o.move_kernel == SmcMoveKernel::random_walk,
+                      "SmcDiffusionSampler: move_kernel mala needs a DifferentiableEnergy (the drift at t = 0 is "
+                      "-grad E); use SmcMoveKernel::random_walk");
     const Index dim = energy_.dim();
     detail::require(dim >= 1, "SmcDiffusionSampler: the energy's dim must be >= 1, got ", dim);
     detail::require(o.clip_block == 0 || dim % o.clip_block == 0, "SmcDiffusionSampler: clip_block ", o.clip_block,
@@ -175,13 +225,10 @@ class SmcDiffusionSampler {
     random::StreamKey prior_key{seed, 0, 0, random::Purpose::prior, 0};
     draw_gaussian(prior_key, x);
     x *= static_cast<S>(prior_std);
-    // The kept directions: column j holds particle j's D×K directions (drawn as at level 0 when fresh).
-    Matrix<S> directions;
-    if (!options_.fresh_proposals) {
-      directions.resize(dim * options_.samples, n);
-      draw_directions(random::StreamKey{seed, 0, 0, random::Purpose::score, 0}, directions);
-    }
-    evaluate_level(x, 0, seed, directions, log_gamma, score);
+    // Column j holds particle j's D×K directions: drawn once (kept) or redrawn for every level (fresh).
+    Matrix<S> directions(dim * options_.samples, n);
+    draw_directions(random::StreamKey{seed, 0, 0, random::Purpose::score, 0}, directions);
+    evaluate_level(x, 0, directions, log_gamma, score);
     result.energy_evaluations += static_cast<std::int64_t>(n) * options_.samples;
     for (Index j = 0; j < n; ++j) {
       const double sq = x.col(j).template cast<double>().squaredNorm();
@@ -189,7 +236,12 @@ class SmcDiffusionSampler {
       log_w[j] = log_gamma[j] - log_prior;
     }
     double log_z = 0;
-    finish_level(log_w, 0, seed, x, log_gamma, score, directions, log_z, result);
+    double move_step = options_.move_step;
+    const auto moves_here = [&](bool resampled) {
+      return options_.moves > 0 && (options_.move_every_level || resampled);
+    };
+    if (moves_here(finish_level(log_w, 0, seed, x, log_gamma, score, directions, log_z, result)))
+      move_population(0, seed, x, directions, log_gamma, score, log_w, move_step, result);
 
     for (Index level = 0; level < options_.steps; ++level) {
       const double t = time(level), t1 = time(level + 1);
@@ -208,7 +260,9 @@ class SmcDiffusionSampler {
                            std::sqrt(v_q) * proposed.col(j).template cast<double>())
                               .template cast<S>();
       }
-      evaluate_level(proposed, level + 1, seed, directions, proposed_log_gamma, proposed_score);
+      if (options_.fresh_proposals && level + 1 < options_.steps)
+        draw_directions(random::StreamKey{seed, 0, step, random::Purpose::score, 0}, directions);
+      evaluate_level(proposed, level + 1, directions, proposed_log_gamma, proposed_score);
       result.energy_evaluations += static_cast<std::int64_t>(n) * (level + 1 == options_.steps ? 1 : options_.samples);
       // log w += log γ̂'(x') − log γ̂(x) + log N(x; r·x', vI) − log q(x'|x); the constants differ by (D/2)·log(v_q/v).
       const double log_q_constant = 0.5 * free_dim * std::log(v_q / v);
@@ -221,7 +275,9 @@ class SmcDiffusionSampler {
       x.swap(proposed);
       log_gamma.swap(proposed_log_gamma);
       score.swap(proposed_score);
-      finish_level(log_w, level + 1, seed, x, log_gamma, score, directions, log_z, result);
+      const bool resampled = finish_level(log_w, level + 1, seed, x, log_gamma, score, directions, log_z, result);
+      if (level + 1 < options_.steps && moves_here(resampled))
+        move_population(level + 1, seed, x, directions, log_gamma, score, log_w, move_step, result);
     }
 
     // t = 0: normalise, record, draw the equally weighted output.
@@ -236,7 +292,47 @@ class SmcDiffusionSampler {
     const auto ancestors = systematic_resample(w, resample_uniform(seed, options_.steps + 1));
     result.samples.resize(dim, n);
     for (Index i = 0; i < n; ++i) result.samples.col(i) = x.col(ancestors[static_cast<std::size_t>(i)]);
+    if (options_.moves > 0) {  // the final draw is a resampling: move its copies apart on exp(−E)
+      Vector<double> drawn_log_gamma(n);
+      Matrix<S> drawn_score(dim, n);
+      for (Index i = 0; i < n; ++i) {
+        const Index k = ancestors[static_cast<std::size_t>(i)];
+        drawn_log_gamma[i] = log_gamma[k];
+        drawn_score.col(i) = score.col(k);
+      }
+      move_population(options_.steps, seed, result.samples, directions, drawn_log_gamma, drawn_score,
+                      Vector<double>::Zero(n), move_step, result);
+    }
+    result.move_step = move_step;
     return result;
+  }
+
+  // options().moves moves at `level` (0..steps; t = 0 at steps) of the particles (x, directions) — the kernel the
+  // sampler applies, for tests and custom schemes. directions: (D·K)×N, column j particle j's D×K directions as
+  // sample() keeps them (unused at level = steps); both are updated. `step_size` is h in and after the last move's
+  // adaptation out. Returns the population's mean acceptance probability per move; `evaluations` (if given) gets
+  // N·K·(1 + moves) at t > 0, N·(1 + moves) at t = 0 (the first evaluation gives γ̂ and Ŝ at the start).
+  std::vector<double> move(Index level, std::uint64_t seed, Matrix<S>& x, Matrix<S>& directions, double& step_size,
+                           std::int64_t* evaluations = nullptr) const {
+    detail::require(level >= 0 && level <= options_.steps, "SmcDiffusionSampler::move: level must lie in [0, ",
+                    options_.steps, "], got ", level);
+    detail::require(x.rows() == energy_.dim(), "SmcDiffusionSampler::move: x must have ", energy_.dim(),
+                    " rows, got ", x.rows());
+    detail::require(level == options_.steps ||
+                        (directions.rows() == energy_.dim() * options_.samples && directions.cols() == x.cols()),
+                    "SmcDiffusionSampler::move: directions must be ", energy_.dim() * options_.samples, "x",
+                    x.cols(), ", got ", directions.rows(), "x", directions.cols());
+    detail::require_positive("SmcDiffusionSampler::move: step_size", step_size);
+    detail::ThreadScope thread_scope(options_.threads);
+    const Index n = x.cols();
+    Vector<double> log_gamma(n);
+    Matrix<S> score(x.rows(), n);
+    evaluate_level(x, level, directions, log_gamma, score);
+    SmcDiffusionResult<S> record;
+    record.energy_evaluations = static_cast<std::int64_t>(n) * (level == options_.steps ? 1 : options_.samples);
+    move_population(level, seed, x, directions, log_gamma, score, Vector<double>::Zero(n), step_size, record);
+    if (evaluations) *evaluations = record.energy_evaluations;
+    return record.move_acceptance;
   }
 
   // Levels t_n = 1 − n/steps.
@@ -252,6 +348,10 @@ class SmcDiffusionSampler {
  private:
   static constexpr random::Purpose kResamplePurpose = static_cast<random::Purpose>(
       static_cast<std::uint32_t>(random::Purpose::user) + 0x5c);
+  // Move m at a level draws its noise, accept uniforms and refreshed directions with draw keys 3m, 3m + 1, 3m + 2.
+  static constexpr random::Purpose kMovePurpose = static_cast<random::Purpose>(
+      static_cast<std::uint32_t>(random::Purpose::user) + 0x5d);
+  static constexpr Index kMaxMoves = 20000;  // 3·kMaxMoves stays below the stream's draw limit 2^16
 
   // One uniform per level for the whole population: systematic resampling needs a single u, and drawing it
   // from a stream keyed by (seed, level) keeps it independent of the thread count.
@@ -301,19 +401,34 @@ class SmcDiffusionSampler {
     });
   }
 
-  void evaluate_level(const Matrix<S>& x, Index level, std::uint64_t seed, const Matrix<S>& directions,
+  void evaluate_level(const Matrix<S>& x, Index level, const Matrix<S>& directions,
                       Vector<double>& log_gamma, Matrix<S>& score) const {
     const double t = time(level);
     const Index dim = x.rows();
     constexpr double kInf = std::numeric_limits<double>::infinity();
-    if (level == options_.steps) {  // t = 0: exact, one evaluation; no score is needed after the last level
+    if (level == options_.steps) {  // t = 0: exact, one evaluation; a score only for MALA moves
       Vector<S> values(x.cols());
-      energy_.energy(x, values);
+      score.setZero();
+      bool with_gradient = false;
+      if constexpr (DifferentiableEnergy<E>) {
+        if (options_.moves > 0 && options_.move_kernel == SmcMoveKernel::mala) {
+          with_gradient = true;
+          Matrix<S> grad(dim, x.cols());
+          energy_.energy_and_gradient(x, values, grad);
+          for (Index j = 0; j < x.cols(); ++j) {
+            if (!(values[j] < std::numeric_limits<S>::infinity())) continue;  // γ = 0 there: no drift needed
+            Vector<S> column = -grad.col(j);
+            detail::clip_norm_by_block(column, options_.clip, options_.clip_block);
+            score.col(j) = column;
+            if (options_.layout) remove_centre_of_mass<S>(*options_.layout, score.col(j));
+          }
+        }
+      }
+      if (!with_gradient) energy_.energy(x, values);
       for (Index j = 0; j < x.cols(); ++j) {
         check_value(values[j], j, level);
         log_gamma[j] = -static_cast<double>(values[j]);
       }
-      score.setZero();
       return;
     }
     const double a = schedule_.alpha(t), s = schedule_.sigma(t);
@@ -321,16 +436,8 @@ class SmcDiffusionSampler {
     const bool need_gradient = lambda < 1;
     const Index k = options_.samples;
     const double log_a_term = static_cast<double>(subspace_dim()) * std::log(a) + std::log(static_cast<double>(k));
-    random::StreamKey key{seed, 0, static_cast<std::uint32_t>(level), random::Purpose::score, 0};
     detail::parallel_columns<Workspace>(x.cols(), [&](Workspace& ws, Index j) {
-      if (options_.fresh_proposals) {
-        ws.eps.resize(dim, k);
-        random::Stream stream(key, j);
-        stream.normal_packets(ws.eps.data(), dim * k);
-        if (options_.layout) remove_centre_of_mass<S>(*options_.layout, ws.eps);
-      } else {
-        ws.eps = Eigen::Map<const Matrix<S>>(directions.col(j).data(), dim, k);
-      }
+      ws.eps = Eigen::Map<const Matrix<S>>(directions.col(j).data(), dim, k);
       ws.y = ((x.col(j).replicate(1, k) + static_cast<S>(s) * ws.eps) / static_cast<S>(a)).eval();
       ws.values.resize(k);
       if constexpr (DifferentiableEnergy<E>) {
@@ -381,8 +488,8 @@ class SmcDiffusionSampler {
   }
 
   // Records the ESS; resamples (systematic, one uniform per level) when it falls below ρ·N, folding the mean
-  // weight into log Ẑ and resetting the weights.
-  void finish_level(Vector<double>& log_w, Index level, std::uint64_t seed, Matrix<S>& x, Vector<double>& log_gamma,
+  // weight into log Ẑ and resetting the weights. Returns whether it resampled.
+  bool finish_level(Vector<double>& log_w, Index level, std::uint64_t seed, Matrix<S>& x, Vector<double>& log_gamma,
                     Matrix<S>& score, Matrix<S>& directions, double& log_z, SmcDiffusionResult<S>& result) const {
     const Index n = log_w.size();
     const double top = log_w.maxCoeff();
@@ -396,7 +503,7 @@ class SmcDiffusionSampler {
     w /= sum;
     const double ess = 1.0 / w.squaredNorm();
     result.ess.push_back(ess / static_cast<double>(n));
-    if (level == options_.steps || !(ess < options_.ess_threshold * static_cast<double>(n))) return;
+    if (level == options_.steps || !(ess < options_.ess_threshold * static_cast<double>(n))) return false;
     log_z += top + std::log(sum) - std::log(static_cast<double>(n));
     const auto ancestors = systematic_resample(w, resample_uniform(seed, level));
     const Matrix<S> x_old = x, score_old = score, directions_old = directions;
@@ -410,6 +517,96 @@ class SmcDiffusionSampler {
     }
     log_w.setZero();
     ++result.resamplings;
+    return true;
+  }
+
+  struct MoveWorkspace {
+    Vector<S> noise;
+    Vector<double> forward, backward;
+  };
+
+  // options_.moves Metropolis–Hastings moves of every particle with positive weight at `level` (derivation in the
+  // comment above SmcDiffusionOptions): x' = x + h·g + √(2h)·z and R refreshed directions, γ̂ and Ŝ at the proposal
+  // from the level's K proposals (t > 0) or exp(−E) and −∇E (t = 0). Zero-weight particles are evaluated (the
+  // count stays N per evaluation) but neither moved nor counted in the acceptance. Per particle and move, the
+  // noise, the uniform and the refreshed directions come from the particle's own streams.
+  void move_population(Index level, std::uint64_t seed, Matrix<S>& x, Matrix<S>& directions,
+                       Vector<double>& log_gamma, Matrix<S>& score, const Vector<double>& log_w, double& step,
+                       SmcDiffusionResult<S>& result) const {
+    constexpr double kInf = std::numeric_limits<double>::infinity();
+    const Index n = x.cols(), dim = x.rows(), k = options_.samples;
+    const bool exact_level = level == options_.steps;
+    const bool drift = options_.move_kernel == SmcMoveKernel::mala;
+    const Index refresh = exact_level ? 0 : options_.move_refresh;
+    Matrix<S> proposed(dim, n), proposed_score(dim, n);
+    Matrix<S> proposed_directions;
+    Vector<double> proposed_log_gamma(n), accept_probability(n);
+    const auto level_key = static_cast<std::uint32_t>(level);
+    for (Index m = 0; m < options_.moves; ++m) {
+      const double h = step, noise_scale = std::sqrt(2 * step);
+      const auto draw = static_cast<std::uint32_t>(3 * m);
+      // Which directions this move redraws: R consecutive ones (mod K), the start cycling with level and move.
+      const auto first = static_cast<Index>(
+          ((static_cast<std::uint64_t>(level) * static_cast<std::uint64_t>(options_.moves) +
+            static_cast<std::uint64_t>(m)) *
+           static_cast<std::uint64_t>(refresh)) %
+          static_cast<std::uint64_t>(k));
+      if (refresh > 0) proposed_directions = directions;
+      detail::parallel_columns<MoveWorkspace>(n, [&](MoveWorkspace& ws, Index j) {
+        ws.noise.resize(dim);
+        random::Stream(seed, static_cast<std::uint64_t>(j), level_key, kMovePurpose, draw).normal<S>(ws.noise);
+        if (options_.layout) remove_centre_of_mass<S>(*options_.layout, ws.noise);
+        Vector<double> point = x.col(j).template cast<double>() + noise_scale * ws.noise.template cast<double>();
+        if (drift) point += h * score.col(j).template cast<double>();
+        proposed.col(j) = point.template cast<S>();
+        if (options_.layout) remove_centre_of_mass<S>(*options_.layout, proposed.col(j));
+        if (refresh > 0) {
+          ws.noise.resize(dim * refresh);
+          random::Stream(seed, static_cast<std::uint64_t>(j), level_key, kMovePurpose, draw + 2).normal<S>(ws.noise);
+          for (Index r = 0; r < refresh; ++r) {
+            auto block = proposed_directions.col(j).segment(((first + r) % k) * dim, dim);
+            block = ws.noise.segment(r * dim, dim);
+            if (options_.layout) remove_centre_of_mass<S>(*options_.layout, block);
+          }
+        }
+      });
+      evaluate_level(proposed, level, refresh > 0 ? proposed_directions : directions, proposed_log_gamma,
+                     proposed_score);
+      result.energy_evaluations += static_cast<std::int64_t>(n) * (exact_level ? 1 : k);
+      detail::parallel_columns<MoveWorkspace>(n, [&](MoveWorkspace& ws, Index j) {
+        accept_probability[j] = -1;  // not counted
+        if (log_w[j] == -kInf || log_gamma[j] == -kInf) return;
+        // log q(x'|x) − log q(x|x') from the stored points and drifts: −‖x' − x − h·g‖²/(4h) + ‖x − x' − h·g'‖²/(4h).
+        ws.forward = proposed.col(j).template cast<double>() - x.col(j).template cast<double>();
+        ws.backward = -ws.forward;
+        if (drift) {
+          ws.forward -= h * score.col(j).template cast<double>();
+          ws.backward -= h * proposed_score.col(j).template cast<double>();
+        }
+        const double log_ratio = proposed_log_gamma[j] == -kInf
+                                     ? -kInf
+                                     : proposed_log_gamma[j] - log_gamma[j] +
+                                           (ws.forward.squaredNorm() - ws.backward.squaredNorm()) / (4 * h);
+        accept_probability[j] = log_ratio >= 0 ? 1.0 : std::exp(log_ratio);  // NaN-free: log_ratio ∈ [−∞, ∞)
+        Vector<double> u(1);
+        random::Stream(seed, static_cast<std::uint64_t>(j), level_key, kMovePurpose, draw + 1).uniform<double>(u);
+        if (!(std::log(u[0]) < log_ratio)) return;
+        x.col(j) = proposed.col(j);
+        log_gamma[j] = proposed_log_gamma[j];
+        score.col(j) = proposed_score.col(j);
+        if (refresh > 0) directions.col(j) = proposed_directions.col(j);
+      });
+      double sum = 0;
+      Index counted = 0;
+      for (Index j = 0; j < n; ++j)
+        if (accept_probability[j] >= 0) {
+          sum += accept_probability[j];
+          ++counted;
+        }
+      const double mean = counted > 0 ? sum / static_cast<double>(counted) : 0.0;
+      result.move_acceptance.push_back(mean);
+      if (options_.move_adapt && counted > 0) step *= std::exp(2 * (mean - options_.move_target_acceptance));
+    }
   }
 
   E energy_;
