@@ -1,9 +1,10 @@
 // Trains an off-policy agent — DQS (diffusion policy π(a|s) ∝ exp(Q(s, a)/α)) or the SAC baseline —
 // on Pendulum, GmmNavigation or TwoGoalMaze with dqs::rl::Trainer: warm-up, replay, twin critic,
 // evaluation curve as CSV (optionally plotted), checkpoint and resume; for the docs/dqs.md figures also the DQS
-// network size, sampled actions at fixed probe states and the final maze trajectories. Run with --help.
+// network size, sampled actions at fixed probe states, the final maze trajectories and (--fidelity-episodes) how
+// far DQS is from the exact exp(Q/α) of its own critic. Run with --help.
 // smoke-test: --agent sac --env pendulum --steps 300 --warmup 100 --batch 32 --hidden 32 --eval-every 150 --eval-episodes 1 --csv smoke_train_agent.csv --checkpoint smoke_train_agent.ckpt
-// smoke-test: --agent dqs --env maze --steps 120 --warmup 100 --batch 16 --hidden 16 --dqs-hidden 16 --dqs-depth 1 --dqs-embedding 8 --dqs-samples 4 --dqs-steps 4 --eval-every 60 --eval-episodes 1 --final-episodes 2 --actions-out smoke_actions.csv --action-samples 8 --maze-trajectories smoke_maze.csv
+// smoke-test: --agent dqs --env maze --steps 120 --warmup 100 --batch 16 --hidden 16 --dqs-hidden 16 --dqs-depth 1 --dqs-embedding 8 --dqs-samples 4 --dqs-steps 4 --eval-every 60 --eval-episodes 1 --final-episodes 2 --actions-out smoke_actions.csv --action-samples 8 --maze-trajectories smoke_maze.csv --fidelity-episodes 2 --fidelity-grid 4
 #include <dqs/rl/critic.hpp>
 #include <dqs/rl/dqs_policy.hpp>
 #include <dqs/rl/envs.hpp>
@@ -51,6 +52,8 @@ struct Settings {
   Index grid_nodes = 33;       // --agent grid: nodes of the exact Boltzmann sampler
   Index diag_every = 0;        // > 0: every E steps, TV of the policy's actions to exp(Q/α) at the probe states
   std::string diag_csv;
+  Index fidelity_episodes = 0;  // > 0: the final metrics also for the exact exp(Q/α) policy of the final critic
+  Index fidelity_grid = 20;     // its action grid (nodes per axis)
 };
 
 // Probe states (observations) for the action-distribution figures: Pendulum hanging down at rest, hanging
@@ -93,7 +96,7 @@ void write_probe_actions(const Env& env, const Policy& policy, const Settings& s
 // from the periodic evaluation), stochastic unless --final-deterministic: GmmNavigation's terminal MMD
 // and modes visited, the maze's goal split.
 template <class Env, class Policy>
-void final_metrics(Env env, const Policy& policy, const Settings& settings) {
+void final_metrics(Env env, const Policy& policy, const Settings& settings, const char* label = "final") {
   constexpr bool navigation = std::is_same_v<Env, dqs::rl::GmmNavigation>;
   constexpr bool maze = std::is_same_v<Env, dqs::rl::TwoGoalMaze>;
   if constexpr (navigation || maze) {
@@ -138,7 +141,7 @@ void final_metrics(Env env, const Policy& policy, const Settings& settings) {
         for (Index e = 0; e < terminal.cols(); ++e) out << e << ',' << terminal(0, e) << ',' << terminal(1, e) << '\n';
         std::printf("wrote %s\n", settings.terminal_out.c_str());
       }
-      std::printf("final: %ld %s episodes: modes visited %ld / 40; terminal-state MMD to GMM-40",
+      std::printf("%s: %ld %s episodes: modes visited %ld / 40; terminal-state MMD to GMM-40", label,
                   static_cast<long>(settings.final_episodes), mode,
                   static_cast<long>(dqs::rl::gmm_navigation_modes_visited(terminal)));
       for (const double h : settings.mmd_bandwidths) {
@@ -148,9 +151,111 @@ void final_metrics(Env env, const Policy& policy, const Settings& settings) {
       std::printf("\n");
     }
     if constexpr (maze)
-      std::printf("final: %ld %s episodes: top_left %d, bottom_right %d, neither %ld\n",
+      std::printf("%s: %ld %s episodes: top_left %d, bottom_right %d, neither %ld\n", label,
                   static_cast<long>(settings.final_episodes), mode, goals[0], goals[1],
                   static_cast<long>(settings.final_episodes - goals[0] - goals[1]));
+  }
+}
+
+// The exact Boltzmann policy exp(Q(s, a)/α) of a critic over a 2-D action square, on a G×G grid of cells
+// (Q at the cell centres, uniform within a cell): what DQS would do with a perfect sampler.
+template <class Critic>
+struct GridBoltzmann2d {
+  const Critic& critic;
+  double alpha;
+  Index nodes;
+
+  // Cell probabilities (G², cell (i, j) at index i·G + j) and the cell centres at one observation.
+  void cells(const Eigen::Ref<const dqs::Matrix<S>>& state, std::vector<double>& p, dqs::Matrix<S>& centres) const {
+    const Index g = nodes, n = g * g;
+    const double h = 2.0 / static_cast<double>(g);
+    dqs::Matrix<S> states = state.col(0).replicate(1, n);
+    centres.resize(2, n);
+    for (Index i = 0; i < g; ++i)
+      for (Index j = 0; j < g; ++j) {
+        centres(0, i * g + j) = static_cast<S>(-1 + h * (static_cast<double>(i) + 0.5));
+        centres(1, i * g + j) = static_cast<S>(-1 + h * (static_cast<double>(j) + 0.5));
+      }
+    dqs::Vector<S> q(n);
+    critic.value(states, centres, q);
+    const double top = static_cast<double>(q.maxCoeff());
+    p.resize(static_cast<std::size_t>(n));
+    double total = 0;
+    for (Index k = 0; k < n; ++k) total += (p[static_cast<std::size_t>(k)] = std::exp((q[k] - top) / alpha));
+    for (auto& v : p) v /= total;
+  }
+
+  // One column only (the final-metric loop acts on one state); deterministic: the best cell's centre.
+  void act(dqs::ConstBatchRef<S> states, const dqs::random::StreamKey& key, bool deterministic,
+           dqs::BatchRef<S> actions) const {
+    std::vector<double> p;
+    dqs::Matrix<S> centres;
+    cells(states, p, centres);
+    Index k = 0;
+    if (deterministic) {
+      k = static_cast<Index>(std::max_element(p.begin(), p.end()) - p.begin());
+      actions.col(0) = centres.col(k);
+      return;
+    }
+    Eigen::Matrix<double, 3, 1> u;
+    dqs::random::Stream(key, 0).uniform<double>(u);
+    double cumulative = p[0];
+    while (k + 1 < static_cast<Index>(p.size()) && cumulative < u[0]) cumulative += p[static_cast<std::size_t>(++k)];
+    const double h = 2.0 / static_cast<double>(nodes);
+    actions(0, 0) = static_cast<S>(centres(0, k) + h * (u[1] - 0.5));
+    actions(1, 0) = static_cast<S>(centres(1, k) + h * (u[2] - 0.5));
+  }
+};
+
+// --fidelity-episodes: how far the DQS policy is from the exp(Q/α) it is meant to sample. The final task
+// metric again, for the exact Boltzmann policy of the final critic (same episodes); on the maze also the TV
+// between 4 000 DQS actions and exp(Q/α) (40×40 grid) over 8×8 action bins at each free cell's centre.
+template <class Env, class Trainer>
+void fidelity_report(const Env& env, const Trainer& trainer, const Settings& settings) {
+  constexpr bool maze = std::is_same_v<Env, dqs::rl::TwoGoalMaze>;
+  if (settings.fidelity_episodes <= 0 || env.action_dim() != 2) return;
+  const GridBoltzmann2d<dqs::rl::Critic<S>> exact{trainer.critic(), trainer.policy().alpha(), settings.fidelity_grid};
+  Settings copy = settings;
+  copy.final_episodes = settings.fidelity_episodes;
+  copy.maze_trajectories.clear();
+  copy.terminal_out.clear();
+  final_metrics(env, exact, copy, "exact exp(Q/alpha) of the final critic");
+  if constexpr (maze) {
+    const GridBoltzmann2d<dqs::rl::Critic<S>> fine{trainer.critic(), trainer.policy().alpha(), 40};
+    constexpr Index samples = 4000;
+    double sum = 0;
+    int cells = 0;
+    std::printf("TV(DQS actions, exp(Q/alpha)) over 8x8 action bins at each free cell (rows y = 8 … 0):\n");
+    for (int y = dqs::rl::TwoGoalMaze::kSize - 1; y >= 0; --y) {
+      for (int x = 0; x < dqs::rl::TwoGoalMaze::kSize; ++x) {
+        if (!dqs::rl::TwoGoalMaze::is_free(x + 0.5, y + 0.5)) {
+          std::printf("   #");
+          continue;
+        }
+        dqs::Matrix<S> states(2, samples), actions(2, samples);
+        states.row(0).setConstant(static_cast<S>((x + 0.5) / 4.5 - 1));
+        states.row(1).setConstant(static_cast<S>((y + 0.5) / 4.5 - 1));
+        trainer.policy().act(states, dqs::random::StreamKey{settings.trainer.eval_seed + 41, 0,
+                                                            static_cast<std::uint32_t>(x * 9 + y),
+                                                            dqs::rl::purpose::evaluate, 4},
+                             false, actions);
+        std::vector<double> p, histogram(64, 0.0), target(64, 0.0);
+        dqs::Matrix<S> centres;
+        fine.cells(states.leftCols(1), p, centres);
+        const auto bin = [](S a) { return std::min(7, static_cast<int>((static_cast<double>(a) + 1) * 4)); };
+        for (Index k = 0; k < static_cast<Index>(p.size()); ++k)
+          target[static_cast<std::size_t>(bin(centres(0, k)) * 8 + bin(centres(1, k)))] += p[static_cast<std::size_t>(k)];
+        for (Index j = 0; j < samples; ++j)
+          histogram[static_cast<std::size_t>(bin(actions(0, j)) * 8 + bin(actions(1, j)))] += 1.0 / samples;
+        double tv = 0;
+        for (std::size_t b = 0; b < 64; ++b) tv += 0.5 * std::abs(histogram[b] - target[b]);
+        std::printf(" %.2f", tv);
+        sum += tv;
+        ++cells;
+      }
+      std::printf("\n");
+    }
+    std::printf("mean TV over the %d free cells: %.3f\n", cells, sum / cells);
   }
 }
 
@@ -213,6 +318,7 @@ int train(Env env, Policy policy, const Settings& settings) {
   std::printf(", alpha %.4g, wall time %.1f s (this session %.1f s)\n", trainer.policy().alpha(),
               last.count("wall_time") ? last["wall_time"] : seconds, seconds);
   final_metrics(env, trainer.policy(), settings);
+  fidelity_report(env, trainer, settings);
   write_probe_actions(env, trainer.policy(), settings);
   if (!settings.plot.empty()) {
     if (settings.trainer.csv_path.empty()) {
@@ -335,6 +441,12 @@ int main(int argc, char** argv) {
   app.add_option("--diag-every", s.diag_every, "every E steps: TV of the policy's probe actions to exp(Q/alpha)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--diag-csv", s.diag_csv, "write the --diag-every figures here");
+  app.add_option("--fidelity-episodes", s.fidelity_episodes,
+                 "2-D actions: the final task metric also for the exact exp(Q/alpha) policy of the final critic "
+                 "over this many episodes (maze: plus the TV of DQS's actions to it per cell)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--fidelity-grid", s.fidelity_grid, "action grid nodes per axis of that exact policy")
+      ->check(CLI::Range(2, 1000));
   CLI11_PARSE(app, argc, argv);
 
   Eigen::setNbThreads(threads);
