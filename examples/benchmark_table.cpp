@@ -87,6 +87,15 @@ struct TaskSettings {
     dqs::ScoreForm form = dqs::ScoreForm::blend;
     bool fresh_proposals = false;
     double hybrid_smc_share = 0.8;  // hybrid-smc+mala: the SMC's share of the budget, MALA on the rest
+    // diffusion-smc-move: the same SMC with `moves` MALA moves of the extended target at every level (and after the
+    // final draw), `move_refresh` of the K directions redrawn with each move, the step adapted to move_target;
+    // budget (1 + moves)·(K·levels + 1) per sample. move_samples > 0 overrides K for this row.
+    Index moves = 1;
+    Index move_refresh = 0;
+    Index move_samples = 0;
+    double move_step = 0.01;
+    double move_target = 0.57;
+    bool move_noise_scaled = false;  // h·(a²τ² + s²)/τ² at each level instead of h
   } smc;
   // DW-4: also score every row against exact samples of the energy (importance resampling, `exact_proposals`
   // centre-of-mass-free Gaussian proposals of scale exact_proposal_scale); 0: none.
@@ -109,6 +118,12 @@ struct Config {
   Index smc_samples = 0;             // > 0: overrides diffusion-smc's K (exploration)
   double smc_ess = -1;               // >= 0: overrides diffusion-smc's resampling threshold (exploration)
   int smc_fresh = -1;                // 0/1: overrides diffusion-smc's fresh_proposals (exploration)
+  Index smc_moves = -1;              // >= 0: overrides diffusion-smc-move's moves per level (exploration)
+  Index smc_move_refresh = -1;       // >= 0: overrides diffusion-smc-move's refreshed directions (exploration)
+  Index smc_move_samples = -1;       // >= 0: overrides diffusion-smc-move's K (0: diffusion-smc's) (exploration)
+  double smc_move_target = -1;       // > 0: overrides diffusion-smc-move's target acceptance (exploration)
+  int smc_move_scaled = -1;          // 0/1: overrides diffusion-smc-move's noise-scaled step (exploration)
+  std::vector<Index> budgets;        // empty: every budget of each task; else only these (evaluations per sample)
   double blend_scale = 0;            // > 0: overrides every task's τ (exploration)
   double elapsed_minutes = 0;
 };
@@ -313,14 +328,26 @@ Run<typename E::Scalar> run_method(const std::string& method, const E& energy, c
     auto r = sampler.sample(n, seed);
     return {std::move(r.samples), static_cast<double>(r.energy_evaluations)};
   }
-  if (method == "diffusion-smc" || method == "hybrid-smc+mala") {
+  if (method == "diffusion-smc" || method == "hybrid-smc+mala" || method == "diffusion-smc-move") {
     const auto& p = task.smc;
     const bool hybrid = method == "hybrid-smc+mala";
+    const bool moving = method == "diffusion-smc-move";
     const Index smc_budget =
         hybrid ? std::llround(p.hybrid_smc_share * static_cast<double>(b.evaluations)) : b.evaluations;
     dqs::SmcDiffusionOptions o;
-    o.samples = p.samples;
-    o.steps = std::max<Index>(1, (smc_budget - 1) / p.samples);
+    o.samples = moving && p.move_samples > 0 ? p.move_samples : p.samples;
+    // With M moves at every level and after the final draw a sample costs (1 + M)·(K·levels + 1) evaluations.
+    const Index moves = moving ? p.moves : 0;
+    o.steps = std::max<Index>(1, (smc_budget / (1 + moves) - 1) / o.samples);
+    if (moving) {
+      o.moves = moves;
+      o.move_every_level = true;
+      o.move_kernel = dqs::SmcMoveKernel::mala;
+      o.move_refresh = std::min(p.move_refresh, o.samples);
+      o.move_step = p.move_step;
+      o.move_target_acceptance = p.move_target;
+      o.move_noise_scaled = p.move_noise_scaled;
+    }
     o.ess_threshold = p.ess_threshold;
     o.form = p.form;
     o.fresh_proposals = p.fresh_proposals;
@@ -331,14 +358,26 @@ Run<typename E::Scalar> run_method(const std::string& method, const E& energy, c
     if constexpr (requires { energy.layout(); }) o.layout = energy.layout();
     out << o.steps << " levels × K = " << o.samples << (o.fresh_proposals ? " (fresh ε per level)" : "")
         << ", resample at ESS < " << p.ess_threshold << " N";
+    if (moving)
+      out << ", " << o.moves << " MALA move" << (o.moves == 1 ? "" : "s") << " per level and after the final draw"
+          << (o.move_refresh > 0 ? " (" + std::to_string(o.move_refresh) + " of K directions redrawn per move)" : "")
+          << ", h" << (o.move_noise_scaled ? "·(a²τ² + s²)/τ²" : "") << " from " << o.move_step
+          << " adapted to acceptance " << o.move_target_acceptance;
     const dqs::SmcDiffusionSampler sampler(energy, schedule, o);
     auto r = sampler.sample(n, seed);
     double mean_ess = 0;
     for (double e : r.ess) mean_ess += e;
     mean_ess /= static_cast<double>(r.ess.size());
-    std::printf("%s seed %llu: %s; %ld resamplings, mean ESS/N %.3f, final ESS/N %.3f\n", method.c_str(),
+    double mean_acceptance = 0;
+    for (double a : r.move_acceptance) mean_acceptance += a;
+    if (!r.move_acceptance.empty()) mean_acceptance /= static_cast<double>(r.move_acceptance.size());
+    std::printf("%s seed %llu: %s; %ld resamplings, mean ESS/N %.3f, final ESS/N %.3f", method.c_str(),
                 static_cast<unsigned long long>(seed), out.str().c_str(), static_cast<long>(r.resamplings), mean_ess,
                 r.ess.back());
+    if (moving)
+      std::printf("; move acceptance mean %.3f, last %.3f, final h %.3g", mean_acceptance,
+                  r.move_acceptance.empty() ? 0.0 : r.move_acceptance.back(), r.move_step);
+    std::printf("\n");
     if (!hybrid) {
       settings = out.str();
       return {std::move(r.samples), static_cast<double>(r.energy_evaluations)};
@@ -431,7 +470,8 @@ const std::vector<Method> kMethods = {
     {"diffusion-target", "diffusion", ""},    {"diffusion-tweedie", "diffusion", ""},
     {"diffusion-blend", "diffusion", ""},     {"pc-langevin", "diffusion", ""},
     {"pc-hmc", "diffusion", ""},              {"diffusion-posterior", "diffusion", ""},
-    {"diffusion-smc", "diffusion", ""},       {"hybrid-smc+mala", "hybrid", ""},
+    {"diffusion-smc", "diffusion", ""},       {"diffusion-smc-move", "diffusion", ""},
+    {"hybrid-smc+mala", "hybrid", ""},
     {"hybrid-blend+mala", "hybrid", ""},      {"mala", "mcmc", ""},
     {"hmc", "mcmc", ""},                      {"parallel-tempering", "mcmc", ""},
 };
@@ -475,8 +515,8 @@ struct TaskResult {
 // Best diffusion (and, on its own line, best hybrid) vs floor and vs the best MCMC at each budget; returns
 // markdown lines.
 // Rows that keep a verdict line of their own in the Targets table even when another row of their kind is better.
-const std::vector<std::string> kTrackedVerdicts = {"diffusion-posterior", "diffusion-smc", "hybrid-blend+mala",
-                                                   "hybrid-smc+mala"};
+const std::vector<std::string> kTrackedVerdicts = {"diffusion-posterior", "diffusion-smc", "diffusion-smc-move",
+                                                   "hybrid-blend+mala", "hybrid-smc+mala"};
 
 void judge(TaskResult& t) {
   for (const auto& b : t.settings.budgets)
@@ -1011,6 +1051,11 @@ TaskResult run_task(const TaskSettings& task, const E& energy, const std::option
   if (config.smc_samples > 0) result.settings.smc.samples = config.smc_samples;
   if (config.smc_ess >= 0) result.settings.smc.ess_threshold = config.smc_ess;
   if (config.smc_fresh >= 0) result.settings.smc.fresh_proposals = config.smc_fresh == 1;
+  if (config.smc_moves >= 0) result.settings.smc.moves = config.smc_moves;
+  if (config.smc_move_refresh >= 0) result.settings.smc.move_refresh = config.smc_move_refresh;
+  if (config.smc_move_samples >= 0) result.settings.smc.move_samples = config.smc_move_samples;
+  if (config.smc_move_target > 0) result.settings.smc.move_target = config.smc_move_target;
+  if (config.smc_move_scaled >= 0) result.settings.smc.move_noise_scaled = config.smc_move_scaled == 1;
   if (config.blend_scale > 0) result.settings.blend_scale = config.blend_scale;
   result.particles = layout.has_value();
   result.gmm = gmm;
@@ -1085,6 +1130,9 @@ TaskResult run_task(const TaskSettings& task, const E& energy, const std::option
   }
   for (std::size_t bi = 0; bi < task.budgets.size(); ++bi) {
     const Budget& b = task.budgets[bi];
+    if (!config.budgets.empty() &&
+        std::find(config.budgets.begin(), config.budgets.end(), b.evaluations) == config.budgets.end())
+      continue;
     for (const auto& m : kMethods) {
       if (!config.methods.empty() &&
           std::find(config.methods.begin(), config.methods.end(), m.name) == config.methods.end())
@@ -1122,6 +1170,10 @@ TaskResult run_task(const TaskSettings& task, const E& energy, const std::option
                     task.name.c_str(), m.name.c_str(), static_cast<long>(b.evaluations),
                     static_cast<unsigned long long>(seed), s.x_w2, s.e_w2, s.dist_w2, s.modes, s.tv,
                     static_cast<long>(s.dropped), s.seconds, s.evaluations);
+        if (!std::isnan(s.e_w2_exact))
+          std::printf("%-6s %-19s budget %-7ld seed %llu  vs exact: E-W2 %.3f  dist-W2 %.4f  short pairs %.2f\n",
+                      task.name.c_str(), m.name.c_str(), static_cast<long>(b.evaluations),
+                      static_cast<unsigned long long>(seed), s.e_w2_exact, s.dist_w2_exact, s.short_pairs);
         std::fflush(stdout);
         if (bi + 1 == task.budgets.size() && seed == config.seeds.front()) {
           const std::string file = scratch + "/" + m.name;
@@ -1220,6 +1272,17 @@ int main(int argc, char** argv) {
   app.add_option("--smc-samples", config.smc_samples, "override diffusion-smc's K (exploration only)");
   app.add_option("--smc-fresh", config.smc_fresh, "override diffusion-smc's fresh_proposals 0/1 (exploration only)");
   app.add_option("--smc-ess", config.smc_ess, "override diffusion-smc's ESS threshold (exploration only)");
+  app.add_option("--smc-moves", config.smc_moves, "override diffusion-smc-move's moves per level (exploration only)");
+  app.add_option("--smc-move-refresh", config.smc_move_refresh,
+                 "override diffusion-smc-move's directions redrawn per move (exploration only)");
+  app.add_option("--smc-move-samples", config.smc_move_samples,
+                 "override diffusion-smc-move's K, 0: diffusion-smc's (exploration only)");
+  app.add_option("--smc-move-target", config.smc_move_target,
+                 "override diffusion-smc-move's target acceptance (exploration only)");
+  app.add_option("--smc-move-scaled", config.smc_move_scaled,
+                 "override diffusion-smc-move's noise-scaled step 0/1 (exploration only)");
+  app.add_option("--budgets", config.budgets,
+                 "only these budgets (evaluations per sample, as listed for the task; default: all)");
   app.add_option("--blend-scale", config.blend_scale, "override every task's blend scale tau (exploration only)");
   app.add_option("--tasks", config.tasks, "tasks among gmm40, dw4, lj13");
   app.add_option("--budget-scale", budget_scale, "multiply every budget (and diffusion K) by this")
@@ -1309,7 +1372,7 @@ int main(int argc, char** argv) {
                               .short_pair_distance = 4.0,
                               .posterior = {},
                               .hybrid_diffusion_share = 0.5,
-                              .smc = {.samples = 100},
+                              .smc = {.samples = 100, .moves = 4, .move_samples = 1, .move_noise_scaled = true},
                               .exact_proposals = config.smoke ? 200000 : 40000000};
       const dqs::DoubleWell<double> energy;
       results.push_back(run_particle_task(
@@ -1335,7 +1398,7 @@ int main(int argc, char** argv) {
           .floor_e_w2 = 0.56,
           .floor_dist_w2 = 0.0052,
           .posterior = {.proposals = 9, .step_size = 0.005, .noise_step = 0.3, .drift_clip = 20},
-          .smc = {.samples = 10}};
+          .smc = {.samples = 10, .moves = 2, .move_samples = 1}};
       const dqs::LennardJones<double> energy;
       results.push_back(run_particle_task(
           task, energy, "lj13",

@@ -70,7 +70,9 @@ namespace dqs {
 //   (move_every_level) or only where the population was resampled, and in both cases after the final draw at t = 0
 //   (on `samples`; `particles` and `log_weights` are the weighted population before it). Step size: h carries over
 //   from move to move and level to level and, with move_adapt, becomes h·exp(2·(ā − α*)) after each move, ā the
-//   population's mean acceptance probability of that move. h is then a function of the population's past, the usual
+//   population's mean acceptance probability of that move; with move_noise_scaled the move at level n uses
+//   h·c_n/τ² instead, c_n = a_n²τ² + s_n² the variance of p_t for a N(·, τ²I) target (so h is the step at t = 0
+//   and larger steps follow the wider targets at large noise). h is then a function of the population's past, the usual
 //   adaptive SMC practice (Fearnhead & Taylor 2013): each move is exact for π̃_n given h, and the dependence of h on
 //   any one particle vanishes as N → ∞ (an O(1/N) effect like the resampling's).
 // With `layout` set, every Gaussian (prior, proposals ε, transitions) lives on the centre-of-mass-free
@@ -94,6 +96,7 @@ struct SmcDiffusionOptions {
   SmcMoveKernel move_kernel = SmcMoveKernel::mala;  // mala: drift h·Ŝ; random_walk: no drift
   double move_step = 0.01;            // initial h: x' = x + h·g + √(2h)·z
   bool move_adapt = true;             // h ← h·exp(2(ā − move_target_acceptance)) after each move
+  bool move_noise_scaled = false;     // true: level n moves with h·c_n/τ², c_n = a_n²τ² + s_n² (τ = blend_scale)
   double move_target_acceptance = 0.57;  // α* ∈ (0, 1); ≈ 0.57 suits MALA, ≈ 0.25 the random walk
   Index move_refresh = 0;             // R ∈ [0, K]: directions redrawn from N(0, I) with each move at t > 0
   int threads = 0;                                          // OpenMP threads; 0 keeps OpenMP's default
@@ -542,8 +545,14 @@ class SmcDiffusionSampler {
     Matrix<S> proposed_directions;
     Vector<double> proposed_log_gamma(n), accept_probability(n);
     const auto level_key = static_cast<std::uint32_t>(level);
+    double level_scale = 1;
+    if (options_.move_noise_scaled) {
+      const double t = time(level), a = schedule_.alpha(t), s = schedule_.sigma(t);
+      const double tau2 = options_.blend_scale * options_.blend_scale;
+      level_scale = (a * a * tau2 + s * s) / tau2;
+    }
     for (Index m = 0; m < options_.moves; ++m) {
-      const double h = step, noise_scale = std::sqrt(2 * step);
+      const double h = step * level_scale, noise_scale = std::sqrt(2 * h);
       const auto draw = static_cast<std::uint32_t>(3 * m);
       // Which directions this move redraws: R consecutive ones (mod K), the start cycling with level and move.
       const auto first = static_cast<Index>(
