@@ -771,14 +771,15 @@ std::string notes(const TaskResult& t) {
     const auto best_diffusion = [&](bool score_based_only) {
       const Index first = t.settings.budgets.front().evaluations, last = t.settings.budgets.back().evaluations;
       char text[256];
-      std::snprintf(text, sizeof text, "%.0f at %s evaluations, %.0f at %s", best_at(first, score_based_only),
+      std::snprintf(text, sizeof text, "%.3g at %s evaluations, %.3g at %s", best_at(first, score_based_only),
                     fmt_count(static_cast<double>(first)).c_str(), best_at(last, score_based_only),
                     fmt_count(static_cast<double>(last)).c_str());
       return std::string(text);
     };
     const std::string buf = best_diffusion(false), score_buf = best_diffusion(true);
     md << "*Why training-free diffusion misses on LJ-13* (best diffusion row, E-W2: " << buf
-       << "; target ≤ " << 1.3 * t.settings.floor_e_w2 << "). *The score-based rows miss by two orders of magnitude* (E-W2 "
+       << "; target ≤ " << 1.3 * t.settings.floor_e_w2
+       << "; the dist-W2 verdicts are in the table above). *The score-based rows miss by two orders of magnitude* (E-W2 "
        << score_buf
        << "): at intermediate noise almost every proposal y = x + sε in 39 dimensions puts some pair of "
           "particles inside the repulsive core, so the self-normalised weights collapse onto a single proposal "
