@@ -317,25 +317,31 @@ TEMPLATE_TEST_CASE("SmcDiffusionSampler: N = 1, K = 1 and steps = 1", "[smc]", f
 }
 
 #ifdef _OPENMP
+// Runs the sampler on 1, 2 and 3 threads and requires every output to be bit-identical (the population must
+// have been resampled at least once, so the resampling path is covered).
+template <class E>
+void check_thread_identity(const E& energy, double sigma_max, SmcDiffusionOptions o, Index n, std::uint64_t seed) {
+  o.threads = 1;
+  const auto one = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, sigma_max), o).sample(n, seed);
+  REQUIRE(one.resamplings > 0);
+  for (int threads : {2, 3}) {
+    INFO("threads " << threads);
+    o.threads = threads;
+    const auto other = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, sigma_max), o).sample(n, seed);
+    CHECK(one.samples == other.samples);
+    CHECK(one.particles == other.particles);
+    CHECK(one.log_weights == other.log_weights);
+    CHECK(one.log_normalizer == other.log_normalizer);
+    CHECK(one.resamplings == other.resamplings);
+    CHECK(one.move_acceptance == other.move_acceptance);
+    CHECK(one.move_step == other.move_step);
+  }
+}
+
 TEMPLATE_TEST_CASE("SmcDiffusionSampler: bit-identical for any thread count", "[smc]", float, double) {
-  using S = TestType;
-  const auto energy = dqs_test::mixture_2d<S>();
   SmcDiffusionOptions o = options(12, 6);
   o.clip = 5;
-  o.threads = 1;
-  const auto one = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 3.0), o).sample(300, 9);
-  o.threads = 2;
-  const auto two = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 3.0), o).sample(300, 9);
-  o.threads = 3;
-  const auto three = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 3.0), o).sample(300, 9);
-  REQUIRE(one.resamplings > 0);
-  for (const auto* other : {&two, &three}) {
-    CHECK(one.samples == other->samples);
-    CHECK(one.particles == other->particles);
-    CHECK(one.log_weights == other->log_weights);
-    CHECK(one.log_normalizer == other->log_normalizer);
-    CHECK(one.resamplings == other->resamplings);
-  }
+  check_thread_identity(dqs_test::mixture_2d<TestType>(), 3.0, o, 300, 9);
 }
 
 // The centre-of-mass-free path (projected directions, noise and clipped scores) with kept and fresh directions.
@@ -348,13 +354,7 @@ TEST_CASE("SmcDiffusionSampler: bit-identical for any thread count with a layout
     o.clip = 0.5;
     o.clip_block = 2;
     o.fresh_proposals = fresh;
-    const auto one = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
-    o.threads = 2;
-    const auto two = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
-    REQUIRE(one.resamplings > 0);
-    CHECK(one.samples == two.samples);
-    CHECK(one.log_weights == two.log_weights);
-    CHECK(one.log_normalizer == two.log_normalizer);
+    check_thread_identity(energy, 2.0, o, 200, 4);
   }
 }
 #endif
@@ -553,20 +553,7 @@ TEST_CASE("SmcDiffusionSampler: resample-move is bit-identical for any thread co
     o.moves = 2;
     o.move_every_level = every;
     o.move_refresh = 2;
-    const auto one = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
-    o.threads = 2;
-    const auto two = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
-    o.threads = 3;
-    const auto three = SmcDiffusionSampler(energy, dqs::VEGeometric(0.01, 2.0), o).sample(200, 4);
-    REQUIRE(one.resamplings > 0);
-    for (const auto* other : {&two, &three}) {
-      CHECK(one.samples == other->samples);
-      CHECK(one.particles == other->particles);
-      CHECK(one.log_weights == other->log_weights);
-      CHECK(one.log_normalizer == other->log_normalizer);
-      CHECK(one.move_acceptance == other->move_acceptance);
-      CHECK(one.move_step == other->move_step);
-    }
+    check_thread_identity(energy, 2.0, o, 200, 4);
   }
 }
 #endif
