@@ -110,6 +110,16 @@ SmcDiffusionOptions options(Index steps, Index samples) {
   return o;
 }
 
+// The table's particle-system setting on the harmonic cluster: centre-of-mass-free layout and a per-particle
+// score clip of 0.5, which acts at every level (the score per particle is ≈ ‖x_i‖/(τ² + s²), ≈ 1/τ at t = 0).
+SmcDiffusionOptions clipped_layout_options(const Harmonic& energy, Index steps, Index samples) {
+  SmcDiffusionOptions o = options(steps, samples);
+  o.layout = energy.layout;
+  o.clip = 0.5;
+  o.clip_block = 2;
+  return o;
+}
+
 }  // namespace
 
 // The correlated 2-D Gaussian N(μ, Σ) (normalised energy, Z = 1): weighted mean, variances, covariance and Ẑ.
@@ -256,17 +266,14 @@ TEST_CASE("SmcDiffusionSampler: centre-of-mass-free layout", "[smc]") {
 // Per-particle clipping (clip_block = d) scales each particle's score by its own factor, which gives the score a
 // centre-of-mass component even for a translation-invariant energy. The proposal mean must stay on the subspace
 // where the prior, the transitions and the weights live: the returned points keep their centre of mass at 0 and the
-// estimates stay right. The clip 0.5 acts at every level (the score per particle is ≈ ‖x_i‖/(τ² + s²), ≈ 1/τ
-// at t = 0); the tolerances are those of the test above. Ẑ is not checked here. Clipping this hard makes the
+// estimates stay right (clipped_layout_options: the clip acts at every level); the tolerances are those of the
+// test above. Ẑ is not checked here. Clipping this hard makes the
 // proposal poor and Ẑ, still unbiased, heavy-tailed: 200 runs of this configuration gave mean Ẑ/Z 0.82 ± 0.03,
 // median 0.73, maximum 4.8. A 24-run mean is then no test, because the sample sd misses the tail. The unclipped
 // layout test above checks Ẑ.
 TEST_CASE("SmcDiffusionSampler: centre-of-mass-free layout with per-particle clipping", "[smc]") {
   const Harmonic energy;
-  SmcDiffusionOptions o = options(16, 32);
-  o.layout = energy.layout;
-  o.clip = 0.5;
-  o.clip_block = 2;
+  SmcDiffusionOptions o = clipped_layout_options(energy, 16, 32);
   const Index n = 400;
   const SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 2.0), o);
   const double tau2 = energy.tau * energy.tau;
@@ -349,10 +356,7 @@ TEST_CASE("SmcDiffusionSampler: bit-identical for any thread count with a layout
   const Harmonic energy;
   for (bool fresh : {false, true}) {
     INFO("fresh_proposals " << fresh);
-    SmcDiffusionOptions o = options(8, 5);
-    o.layout = energy.layout;
-    o.clip = 0.5;
-    o.clip_block = 2;
+    SmcDiffusionOptions o = clipped_layout_options(energy, 8, 5);
     o.fresh_proposals = fresh;
     check_thread_identity(energy, 2.0, o, 200, 4);
   }
@@ -493,10 +497,7 @@ TEST_CASE("SmcDiffusionSampler: resample-move keeps moments and normaliser (VE a
 // 4.8), so the 5-standard-error check fails or passes by the luck of the tail; the Gaussian test above checks Ẑ.
 TEST_CASE("SmcDiffusionSampler: resample-move with a centre-of-mass-free layout", "[smc][move]") {
   const Harmonic energy;
-  SmcDiffusionOptions o = options(16, 32);
-  o.layout = energy.layout;
-  o.clip = 0.5;
-  o.clip_block = 2;
+  SmcDiffusionOptions o = clipped_layout_options(energy, 16, 32);
   o.moves = 3;
   o.move_every_level = true;
   o.move_refresh = 2;
@@ -546,10 +547,7 @@ TEST_CASE("SmcDiffusionSampler: resample-move is bit-identical for any thread co
   const Harmonic energy;
   for (bool every : {false, true}) {
     INFO("every level " << every);
-    SmcDiffusionOptions o = options(8, 5);
-    o.layout = energy.layout;
-    o.clip = 0.5;
-    o.clip_block = 2;
+    SmcDiffusionOptions o = clipped_layout_options(energy, 8, 5);
     o.moves = 2;
     o.move_every_level = every;
     o.move_refresh = 2;
