@@ -120,6 +120,16 @@ SmcDiffusionOptions clipped_layout_options(const Harmonic& energy, Index steps, 
   return o;
 }
 
+// Default options edited by `edit` must make the constructor throw std::invalid_argument containing `message`.
+template <class E>
+void expect_rejected(const E& energy, const dqs::VEGeometric& schedule,
+                     const std::function<void(SmcDiffusionOptions&)>& edit, const char* message) {
+  SmcDiffusionOptions o;
+  edit(o);
+  REQUIRE_THROWS_AS(SmcDiffusionSampler(energy, schedule, o), std::invalid_argument);
+  REQUIRE_THROWS_WITH(SmcDiffusionSampler(energy, schedule, o), Contains(message));
+}
+
 }  // namespace
 
 // The correlated 2-D Gaussian N(μ, Σ) (normalised energy, Z = 1): weighted mean, variances, covariance and Ẑ.
@@ -560,10 +570,7 @@ TEST_CASE("SmcDiffusionSampler: bad move options name the parameter and value", 
   const auto energy = dqs_test::gaussian_2d<double>();
   const dqs::VEGeometric ve(0.01, 3.0);
   const auto bad = [&](std::function<void(SmcDiffusionOptions&)> edit, const char* message) {
-    SmcDiffusionOptions o;
-    edit(o);
-    REQUIRE_THROWS_AS(SmcDiffusionSampler(energy, ve, o), std::invalid_argument);
-    REQUIRE_THROWS_WITH(SmcDiffusionSampler(energy, ve, o), Contains(message));
+    expect_rejected(energy, ve, edit, message);
   };
   bad([](auto& o) { o.moves = -1; }, "moves must lie in [0, 20000], got -1");
   bad([](auto& o) { o.moves = 20001; }, "moves must lie in [0, 20000], got 20001");
@@ -625,10 +632,7 @@ TEST_CASE("SmcDiffusionSampler: bad options name the parameter and value", "[smc
   const auto energy = dqs_test::gaussian_2d<double>();
   const dqs::VEGeometric ve(0.01, 3.0);
   const auto bad = [&](std::function<void(SmcDiffusionOptions&)> edit, const char* message) {
-    SmcDiffusionOptions o;
-    edit(o);
-    REQUIRE_THROWS_AS(SmcDiffusionSampler(energy, ve, o), std::invalid_argument);
-    REQUIRE_THROWS_WITH(SmcDiffusionSampler(energy, ve, o), Contains(message));
+    expect_rejected(energy, ve, edit, message);
   };
   bad([](auto& o) { o.steps = 0; }, "steps must be >= 1, got 0");
   bad([](auto& o) { o.samples = 0; }, "samples (K) must be >= 1, got 0");
