@@ -1366,6 +1366,14 @@ int main(int argc, char** argv) {
   app.add_option("--figures", config.figures, "directory for the PNG figures");
   app.add_option("--scratch", config.scratch, "directory for the .npy samples behind the figures");
   CLI11_PARSE(app, argc, argv);
+  // A misspelt filter would otherwise run nothing and write an empty section over docs/benchmarks.md.
+  for (const auto& name : config.methods)
+    if (std::none_of(kMethods.begin(), kMethods.end(), [&](const Method& m) { return m.name == name; })) {
+      std::fprintf(stderr, "benchmark_table: unknown method '%s' in --methods; known:", name.c_str());
+      for (const auto& m : kMethods) std::fprintf(stderr, " %s", m.name.c_str());
+      std::fprintf(stderr, "\n");
+      return 2;
+    }
 #ifdef _OPENMP
   // Every parallel region of the samplers and energies (not only BoltzmannSampler's) follows this.
   if (config.threads > 0) omp_set_num_threads(config.threads);
@@ -1489,6 +1497,17 @@ int main(int argc, char** argv) {
     }
   }
   manifest.close();
+  for (const Index budget : config.budgets)
+    if (std::none_of(results.begin(), results.end(), [&](const TaskResult& r) {
+          return std::any_of(r.settings.budgets.begin(), r.settings.budgets.end(),
+                             [&](const Budget& b) { return b.evaluations == budget; });
+        })) {
+      std::fprintf(stderr,
+                   "benchmark_table: --budgets %ld matches no budget of the selected tasks (after --budget-scale); "
+                   "nothing written to %s\n",
+                   static_cast<long>(budget), config.doc.c_str());
+      return 2;
+    }
 
   config.elapsed_minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() / 60;
   const std::string section = markdown(results, config);
