@@ -475,6 +475,10 @@ int main(int argc, char** argv) {
                      : score_form == "blend" ? dqs::ScoreForm::blend
                                              : dqs::ScoreForm::target;
   s.dqs.threads = threads;
+  if (s.fidelity_episodes > 0 && s.env == "pendulum") {  // it would otherwise be skipped silently after training
+    std::fprintf(stderr, "error: --fidelity-episodes needs a 2-D action (gmm_navigation or maze), got --env pendulum\n");
+    return 2;
+  }
 
   try {
     if (s.env == "pendulum") return train_on(dqs::rl::Pendulum{}, s);
