@@ -383,8 +383,11 @@ class SmcDiffusionSampler {
     if (options_.layout) remove_centre_of_mass<S>(*options_.layout, out);
   }
 
+  // Proposal columns per energy call (see evaluate_level): four pair-potential blocks.
+  static constexpr Index kChunkColumns = 128;
+
   struct Workspace {
-    Matrix<S> eps, y, grad;
+    Matrix<S> y, grad;
     Vector<S> values;
     Vector<double> log_weights;
     Vector<S> column;
@@ -439,13 +442,22 @@ class SmcDiffusionSampler {
     const bool need_gradient = lambda < 1;
     const Index k = options_.samples;
     const double log_a_term = static_cast<double>(subspace_dim()) * std::log(a) + std::log(static_cast<double>(k));
-    detail::parallel_columns<Workspace>(x.cols(), [&](Workspace& ws, Index j) {
-      ws.eps = Eigen::Map<const Matrix<S>>(directions.col(j).data(), dim, k);
-      ws.y = ((x.col(j).replicate(1, k) + static_cast<S>(s) * ws.eps) / static_cast<S>(a)).eval();
-      ws.values.resize(k);
+    // The proposals of several particles go to the energy in one call, so an energy that works on blocks of points
+    // (the pair potentials fill 32 SIMD lanes) is not padded when K is small: with K = 1 a call per particle would
+    // use one lane in 32. The chunks depend on K alone, never on the thread count, and the library's energies give
+    // a column the same bits wherever it sits in a batch (pair_potential.hpp, gaussian_mixture.hpp).
+    const Index n = x.cols(), per_chunk = std::max<Index>(1, kChunkColumns / k);
+    detail::parallel_columns<Workspace>((n + per_chunk - 1) / per_chunk, [&](Workspace& ws, Index chunk) {
+      const Index first = chunk * per_chunk, count = std::min(per_chunk, n - first);
+      ws.y.resize(dim, count * k);
+      for (Index p = 0; p < count; ++p) {
+        const Eigen::Map<const Matrix<S>> eps(directions.col(first + p).data(), dim, k);
+        ws.y.middleCols(p * k, k) = (x.col(first + p).replicate(1, k) + static_cast<S>(s) * eps) / static_cast<S>(a);
+      }
+      ws.values.resize(count * k);
       if constexpr (DifferentiableEnergy<E>) {
         if (need_gradient) {
-          ws.grad.resize(dim, k);
+          ws.grad.resize(dim, count * k);
           energy_.energy_and_gradient(ws.y, ws.values, ws.grad);
         } else {
           energy_.energy(ws.y, ws.values);
@@ -453,34 +465,38 @@ class SmcDiffusionSampler {
       } else {
         energy_.energy(ws.y, ws.values);
       }
-      ws.log_weights.resize(k);
-      for (Index i = 0; i < k; ++i) {
-        check_value(ws.values[i], j, level);
-        ws.log_weights[i] = -static_cast<double>(ws.values[i]);
+      for (Index p = 0; p < count; ++p) {
+        const Index j = first + p;
+        ws.log_weights.resize(k);
+        for (Index i = 0; i < k; ++i) {
+          check_value(ws.values[p * k + i], j, level);
+          ws.log_weights[i] = -static_cast<double>(ws.values[p * k + i]);
+        }
+        const double top = ws.log_weights.maxCoeff();
+        if (top == -kInf) {  // every proposal has infinite energy: γ̂ = 0, the particle's weight becomes 0
+          log_gamma[j] = -kInf;
+          score.col(j).setZero();
+          continue;
+        }
+        exp_shifted(ws.log_weights, top);
+        const double total = ws.log_weights.sum();
+        log_gamma[j] = top + std::log(total) - log_a_term;
+        ws.log_weights /= total;  // now the self-normalised weights w̄_i
+        Vector<double> mean_y = ws.y.middleCols(p * k, k).template cast<double>() * ws.log_weights;
+        Vector<double> sc = lambda * (a * mean_y - x.col(j).template cast<double>()) / (s * s);
+        if constexpr (DifferentiableEnergy<E>)
+          if (need_gradient)  // zero-weight proposals skipped: an infinite energy may come with a non-finite gradient
+            for (Index i = 0; i < k; ++i)
+              if (ws.log_weights[i] > 0)
+                sc -= ((1 - lambda) / a * ws.log_weights[i]) * ws.grad.col(p * k + i).template cast<double>();
+        ws.column = sc.template cast<S>();
+        detail::clip_norm_by_block(ws.column, options_.clip, options_.clip_block);
+        score.col(j) = ws.column;
+        // The proposal mean must stay on the centre-of-mass-free subspace, where the transitions and the weights
+        // live: per-particle clipping (or an energy that is not translation invariant) gives the score a
+        // centre-of-mass component, so project it out (each block then stays within twice the clip).
+        if (options_.layout) remove_centre_of_mass<S>(*options_.layout, score.col(j));
       }
-      const double top = ws.log_weights.maxCoeff();
-      if (top == -kInf) {  // every proposal has infinite energy: γ̂ = 0, the particle's weight becomes 0
-        log_gamma[j] = -kInf;
-        score.col(j).setZero();
-        return;
-      }
-      exp_shifted(ws.log_weights, top);
-      const double total = ws.log_weights.sum();
-      log_gamma[j] = top + std::log(total) - log_a_term;
-      ws.log_weights /= total;  // now the self-normalised weights w̄_i
-      Vector<double> mean_y = ws.y.template cast<double>() * ws.log_weights;
-      Vector<double> sc = lambda * (a * mean_y - x.col(j).template cast<double>()) / (s * s);
-      if constexpr (DifferentiableEnergy<E>)
-        if (need_gradient)  // zero-weight proposals skipped: an infinite energy may come with a non-finite gradient
-          for (Index i = 0; i < k; ++i)
-            if (ws.log_weights[i] > 0) sc -= ((1 - lambda) / a * ws.log_weights[i]) * ws.grad.col(i).template cast<double>();
-      ws.column = sc.template cast<S>();
-      detail::clip_norm_by_block(ws.column, options_.clip, options_.clip_block);
-      score.col(j) = ws.column;
-      // The proposal mean must stay on the centre-of-mass-free subspace, where the transitions and the weights
-      // live: per-particle clipping (or an energy that is not translation invariant) gives the score a
-      // centre-of-mass component, so project it out (each block then stays within twice the clip).
-      if (options_.layout) remove_centre_of_mass<S>(*options_.layout, score.col(j));
     });
   }
 
