@@ -1,5 +1,6 @@
 // dqs: diffusion samplers for Boltzmann densities p(x) ∝ exp(−E(x)). Umbrella header: energies,
-// schedules, score estimators, integrators, the sampler, random streams, I/O and metrics.
+// schedules, score estimators, integrators, the samplers, MCMC baselines, random streams, I/O and metrics.
+// Autodiff, networks and training (dqs/ad, dqs/nn, dqs/train) and RL (dqs/rl) have their own headers.
 #pragma once
 
 #include "dqs/types.hpp"
@@ -7,6 +8,9 @@
 #include "dqs/energy/concepts.hpp"
 #include "dqs/energy/gaussian_mixture.hpp"
 #include "dqs/energy/gmm40.hpp"
+#include "dqs/energy/particles.hpp"
+#include "dqs/energy/double_well.hpp"
+#include "dqs/energy/lennard_jones.hpp"
 #include "dqs/schedule/concepts.hpp"
 #include "dqs/schedule/ve_geometric.hpp"
 #include "dqs/schedule/vp_linear.hpp"
@@ -22,3 +26,8 @@
 #include "dqs/sde/ancestral.hpp"
 #include "dqs/sampler/boltzmann_sampler.hpp"
 #include "dqs/sampler/smc_diffusion.hpp"
+#include "dqs/mcmc/mala.hpp"
+#include "dqs/mcmc/hmc.hpp"
+#include "dqs/mcmc/parallel_tempering.hpp"
+#include "dqs/io/io.hpp"
+#include "dqs/metrics/metrics.hpp"
