@@ -58,16 +58,24 @@ class FirstError {
   Index index_ = 0;
 };
 
+// Whether a per-column loop over an n-column batch of dimension D is worth an OpenMP team: below ~32k
+// coordinates the work (µs) is smaller than the cost of waking threads, which on a loaded machine can be
+// milliseconds. Either way each column's arithmetic is the same, so results never depend on it.
+inline bool worth_threads(Index dim, Index n) { return dim * n >= 32768; }
+
 // Runs body(workspace, j) for j in [0, n), columns spread over the OpenMP team in static chunks;
 // each thread gets its own default-constructed Workspace. Rethrows the first (lowest-j) exception.
 // The region opens even for n = 1: inside it Eigen runs its GEMMs on the calling thread, while outside
 // it Eigen would start its own OpenMP team for every product of a network evaluation (one per layer and
-// reverse step), which oversubscribes a busy machine.
+// reverse step), which oversubscribes a busy machine. parallel = false keeps the region but with one
+// thread (an inactive region: a parallel region inside it, e.g. an energy's, may still start a team).
 template <class Workspace, class Body>
-void parallel_columns(Index n, Body&& body) {
+void parallel_columns(Index n, Body&& body, bool parallel = true) {
   FirstError error;
 #ifdef _OPENMP
-#pragma omp parallel
+#pragma omp parallel if (parallel)
+#else
+  (void)parallel;
 #endif
   {
     Workspace workspace;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "dqs/detail/check.hpp"
+#include "dqs/detail/parallel.hpp"
 #include "dqs/energy/particles.hpp"
 #include "dqs/types.hpp"
 
@@ -99,7 +100,7 @@ void pair_potential_batch(const ParticleLayout& layout, const Pair& pair, double
   const Index N = x.cols();
   const Index n_blocks = (N + B - 1) / B;
 #ifdef _OPENMP
-#pragma omp parallel if (n_blocks > 1)
+#pragma omp parallel if (n_blocks > 1 && worth_threads(D, N))
 #endif
   {
     Eigen::Array<double, Eigen::Dynamic, 1> X(D * B), G(WithGradient ? D * B : 1);

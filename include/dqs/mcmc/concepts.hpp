@@ -12,6 +12,7 @@
 #pragma once
 
 #include "dqs/detail/check.hpp"
+#include "dqs/detail/parallel.hpp"
 #include "dqs/energy/concepts.hpp"
 #include "dqs/random/philox.hpp"
 #include "dqs/types.hpp"
@@ -88,11 +89,6 @@ struct StepResult {
 
 // Internals of the kernels.
 namespace dqs::detail {
-
-// Whether a per-column loop over an n-column batch of dimension D is worth an OpenMP team: below ~32k
-// coordinates the work (µs) is smaller than the cost of waking threads, which on a loaded machine can be
-// milliseconds. Either way each column's arithmetic is the same, so results never depend on it.
-inline bool worth_threads(Index dim, Index n) { return dim * n >= 32768; }
 
 // Uniform in (0, 1), in double, for column j's accept/reject of step key.step.
 inline double accept_uniform(const random::StreamKey& key, Index column, std::uint32_t draw) {

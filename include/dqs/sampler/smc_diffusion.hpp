@@ -374,12 +374,15 @@ class SmcDiffusionSampler {
 
   // Standard normals per column (stream of column j), projected onto the centre-of-mass-free subspace if asked.
   void draw_gaussian(const random::StreamKey& key, Matrix<S>& out) const {
-    detail::parallel_columns<Vector<S>>(out.cols(), [&](Vector<S>& noise, Index j) {
-      noise.resize(out.rows());
-      random::Stream stream(key, j);
-      stream.normal<S>(noise);
-      out.col(j) = noise;
-    });
+    detail::parallel_columns<Vector<S>>(
+        out.cols(),
+        [&](Vector<S>& noise, Index j) {
+          noise.resize(out.rows());
+          random::Stream stream(key, j);
+          stream.normal<S>(noise);
+          out.col(j) = noise;
+        },
+        detail::worth_threads(out.rows(), out.cols()));
     if (options_.layout) remove_centre_of_mass<S>(*options_.layout, out);
   }
 
@@ -404,7 +407,7 @@ class SmcDiffusionSampler {
         Eigen::Map<Matrix<S>> eps(out.col(j).data(), dim, k);
         remove_centre_of_mass<S>(*options_.layout, eps);
       }
-    });
+    }, detail::worth_threads(dim * k, out.cols()));
   }
 
   void evaluate_level(const Matrix<S>& x, Index level, const Matrix<S>& directions,
@@ -497,7 +500,7 @@ class SmcDiffusionSampler {
         // centre-of-mass component, so project it out (each block then stays within twice the clip).
         if (options_.layout) remove_centre_of_mass<S>(*options_.layout, score.col(j));
       }
-    });
+    }, detail::worth_threads(dim * k, n));
   }
 
   static void check_value(S value, Index column, Index level) {
@@ -594,7 +597,7 @@ class SmcDiffusionSampler {
             if (options_.layout) remove_centre_of_mass<S>(*options_.layout, block);
           }
         }
-      });
+      }, detail::worth_threads(dim, n));
       evaluate_level(proposed, level, refresh > 0 ? proposed_directions : directions, proposed_log_gamma,
                      proposed_score);
       result.energy_evaluations += static_cast<std::int64_t>(n) * (exact_level ? 1 : k);
@@ -620,7 +623,7 @@ class SmcDiffusionSampler {
         log_gamma[j] = proposed_log_gamma[j];
         score.col(j) = proposed_score.col(j);
         if (refresh > 0) directions.col(j) = proposed_directions.col(j);
-      });
+      }, detail::worth_threads(dim, n));
       double sum = 0;
       Index counted = 0;
       for (Index j = 0; j < n; ++j)
