@@ -1,11 +1,13 @@
 // LJ-13 (and DW-4, LJ-55) energy+gradient throughput on a batch, the figure bench/comparisons/particles.py
 // sets against the PyTorch peer (../shared/peers/torch_mc_score.py --energy lj13). Counter evals_per_s =
-// points evaluated per second (wall clock); the argument pair is (batch, threads).
+// points evaluated per second (wall clock); the argument pair is (batch, threads). lj13_smc_move runs the
+// resample-move SMC of benchmark_table's LJ-13 row: its evals_per_s against lj13_f64's is its overhead.
 #include "dqs/energy/double_well.hpp"
 #include "dqs/energy/lennard_jones.hpp"
 #include "dqs/energy/particles.hpp"
 #include "dqs/detail/parallel.hpp"
 #include "dqs/random/philox.hpp"
+#include "dqs/sampler/smc_diffusion.hpp"
 #include "dqs/schedule/ve_geometric.hpp"
 #include "dqs/score/posterior_mcmc.hpp"
 
@@ -111,6 +113,33 @@ void dw4_posterior_mcmc_score(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(evaluations), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// SmcDiffusionSampler as benchmark_table's LJ-13 diffusion-smc-move row runs it (K = 1, 2 MALA moves at every
+// level, clip 100 per particle), 20 levels, N = 1000: 3·(20 + 1)·1000 energy+gradient evaluations per run.
+// Its evals_per_s beside lj13_f64 (batch 1000, same threads) is the share of the energy's rate it keeps.
+void lj13_smc_move(benchmark::State& state) {
+  const dqs::LennardJones<double> energy;
+  dqs::SmcDiffusionOptions o;
+  o.steps = 20;
+  o.samples = 1;
+  o.blend_scale = 0.5;
+  o.clip = 100;
+  o.clip_block = 3;
+  o.layout = energy.layout();
+  o.moves = 2;
+  o.move_every_level = true;
+  o.threads = static_cast<int>(state.range(1));
+  const dqs::SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 2), o);
+  std::int64_t evaluations = 0;
+  std::uint64_t seed = 0;
+  for (auto _ : state) {
+    const auto r = sampler.sample(state.range(0), ++seed);
+    evaluations = r.energy_evaluations;
+    benchmark::DoNotOptimize(r.samples.data());
+  }
+  state.counters["evals_per_s"] =
+      benchmark::Counter(static_cast<double>(evaluations), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
 // UseRealTime: with 2 threads the CPU time of the calling thread alone would overstate the rate.
@@ -119,6 +148,7 @@ BENCHMARK(lj13_f32)->ArgNames({"batch", "threads"})->Args({1000, 1})->Args({1000
 BENCHMARK(lj13_energy_only_f64)->ArgNames({"batch", "threads"})->Args({1000, 1})->UseRealTime();
 BENCHMARK(lj55_f64)->ArgNames({"batch", "threads"})->Args({1000, 1})->Args({1000, 2})->UseRealTime();
 BENCHMARK(dw4_f64)->ArgNames({"batch", "threads"})->Args({1000, 1})->Args({1000, 2})->UseRealTime();
+BENCHMARK(lj13_smc_move)->ArgNames({"particles", "threads"})->Args({1000, 1})->Args({1000, 2})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(dw4_posterior_mcmc_score)
     ->ArgNames({"batch_columns", "threads"})
     ->Args({1, 1})
