@@ -118,17 +118,16 @@ void dw4_posterior_mcmc_score(benchmark::State& state) {
 // Its evals_per_s beside lj13_f64 (batch 1000, same threads) is the share of the energy's rate it keeps.
 void lj13_smc_move(benchmark::State& state) {
   const dqs::LennardJones<double> energy;
-  dqs::SmcDiffusionOptions o;
-  o.steps = 20;
-  o.samples = 1;
-  o.blend_scale = 0.5;
-  o.clip = 100;
-  o.clip_block = 3;
-  o.layout = energy.layout();
-  o.moves = 2;
-  o.move_every_level = true;
-  o.threads = static_cast<int>(state.range(1));
-  const dqs::SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 2), o);
+  const dqs::SmcDiffusionSampler sampler(energy, dqs::VEGeometric(0.01, 2),
+                                         {.steps = 20,
+                                          .samples = 1,
+                                          .blend_scale = 0.5,
+                                          .clip = 100,
+                                          .clip_block = 3,
+                                          .layout = energy.layout(),
+                                          .moves = 2,
+                                          .move_every_level = true,
+                                          .threads = static_cast<int>(state.range(1))});
   std::int64_t evaluations = 0;
   std::uint64_t seed = 0;
   for (auto _ : state) {
