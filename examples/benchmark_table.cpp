@@ -163,17 +163,6 @@ Stat stat(const std::vector<Scores>& runs, double Scores::*field) {
   return {mean, v.size() > 1 ? std::sqrt(sq / static_cast<double>(v.size() - 1)) : 0.0};
 }
 
-// Pairwise distances ‖x_i − x_j‖, i < j, of every column, pooled: the interatomic-distance histogram.
-Vector<double> interatomic_distances(const dqs::ParticleLayout& layout, const Matrix<double>& x) {
-  const Index n = layout.n_particles(), d = layout.spatial_dim(), pairs = n * (n - 1) / 2;
-  Vector<double> out(pairs * x.cols());
-  Index k = 0;
-  for (Index c = 0; c < x.cols(); ++c)
-    for (Index i = 0; i < n; ++i)
-      for (Index j = i + 1; j < n; ++j) out[k++] = (x.col(c).segment(i * d, d) - x.col(c).segment(j * d, d)).norm();
-  return out;
-}
-
 // Mean number of pairs closer than `threshold` per configuration, from pooled per-configuration distances.
 double short_pair_count(const Vector<double>& distances, Index configurations, double threshold) {
   return static_cast<double>((distances.array() < threshold).count()) / static_cast<double>(configurations);
@@ -199,7 +188,7 @@ template <class E>
 Reference make_reference(const E& energy, const std::optional<dqs::ParticleLayout>& layout, Matrix<double> x) {
   if (layout) dqs::remove_centre_of_mass<double>(*layout, x);
   Reference ref{x, energies_of(energy, x), {}};
-  if (layout) ref.distances = interatomic_distances(*layout, x);
+  if (layout) ref.distances = dqs::interatomic_distances<double>(*layout, x);
   return ref;
 }
 
@@ -224,7 +213,7 @@ Scores score_samples(const E& energy, const std::optional<dqs::ParticleLayout>& 
   s.x_w2 = dqs::metrics::w2_exact(x, ref.x);
   s.e_w2 = dqs::metrics::w2_1d(e, ref.energies);
   if (layout) {
-    const Vector<double> distances = interatomic_distances(*layout, x);
+    const Vector<double> distances = dqs::interatomic_distances<double>(*layout, x);
     s.dist_w2 = dqs::metrics::w2_1d(distances, ref.distances);
     if (short_distance > 0) s.short_pairs = short_pair_count(distances, x.cols(), short_distance);
     if (exact) {

@@ -163,17 +163,6 @@ int run_gmm40(const Settings& s) {
   return 0;
 }
 
-// Pooled interatomic distances of every sample (n(n−1)/2 per sample).
-dqs::Vector<double> distances(const dqs::Matrix<double>& x, const dqs::ParticleLayout& layout) {
-  const dqs::Index n = layout.n_particles(), d = layout.spatial_dim();
-  dqs::Vector<double> out(x.cols() * n * (n - 1) / 2);
-  dqs::Index k = 0;
-  for (dqs::Index j = 0; j < x.cols(); ++j)
-    for (dqs::Index a = 0; a < n; ++a)
-      for (dqs::Index b = a + 1; b < n; ++b) out[k++] = (x.col(j).segment(a * d, d) - x.col(j).segment(b * d, d)).norm();
-  return out;
-}
-
 int run_dw4(const Settings& s) {
   const dqs::DoubleWell<float> energy;  // 4 particles in 2-D
   const dqs::ParticleLayout layout = energy.layout();
@@ -230,7 +219,8 @@ int run_dw4(const Settings& s) {
   std::printf("x-W2 vs 1000 test     %.3f   (floor 1.82)\n", dqs::metrics::w2_exact(ours, reference));
   std::printf("energy W2             %.3f   (floor 0.135)\n", dqs::metrics::w2_1d(e_ours, e_ref));
   std::printf("distance W2           %.4f  (floor 0.022)\n",
-              dqs::metrics::w2_1d(distances(ours, layout), distances(reference, layout)));
+              dqs::metrics::w2_1d(dqs::interatomic_distances<double>(layout, ours),
+                                  dqs::interatomic_distances<double>(layout, reference)));
   std::printf("mean energy           %.3f   (test %.3f)\n", e_ours.mean(), e_ref.mean());
   write_curve(s.curve, trainer.progress().loss_history, s.inner_steps, s.batch, s.mc_samples,
               trainer.progress().training_evaluations);

@@ -142,3 +142,17 @@ TEST_CASE("clip_particle_norms stays finite for float vectors whose squared norm
   CHECK(g(2, 0) == 1.0f);  // the limit direction of (∞, 1) is the first axis
   CHECK(g(3, 0) == 0.0f);
 }
+
+TEMPLATE_TEST_CASE("interatomic_distances lists |x_i - x_j|, i < j, column by column", "[particles]", float, double) {
+  // 3 particles in 2-D: (0, 0), (3, 4), (0, 1) and the same shifted by (1, 1): translation changes nothing.
+  const ParticleLayout layout(3, 2);
+  Matrix<TestType> x(6, 2);
+  x.col(0) << 0, 0, 3, 4, 0, 1;
+  x.col(1) = x.col(0).array() + TestType(1);
+  const dqs::Vector<double> d = dqs::interatomic_distances<TestType>(layout, x);
+  REQUIRE(d.size() == 6);
+  const double expected[] = {5.0, 1.0, std::sqrt(18.0)};  // pairs (0,1), (0,2), (1,2)
+  for (Index c = 0; c < 2; ++c)
+    for (Index k = 0; k < 3; ++k) CHECK(d[c * 3 + k] == Approx(expected[k]).epsilon(1e-12));
+  REQUIRE_THROWS_AS(dqs::interatomic_distances<TestType>(ParticleLayout(2, 2), x), std::invalid_argument);
+}
